@@ -1,0 +1,137 @@
+"""`spectral-jax demo|train|analyze|report`: flags only; the work is in library functions.
+
+Every subcommand takes `--config.KEY=VALUE` overrides. `train` and `demo` read a config file
+(`--config=configs/FILE.py[:ARG]`); `analyze` and `report` read WORKDIR/config.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from spectral_jax import config as config_lib
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEMO_CONFIG = "configs/demo.py"
+
+
+def resolve_config_path(spec: str) -> str:
+    """`configs/x.py[:ARG]` relative to the working directory, else to the repository root."""
+    path, colon, arg = spec.partition(":")
+    if not Path(path).is_file() and (REPO_ROOT / path).is_file():
+        path = str(REPO_ROOT / path)
+    return path + colon + arg
+
+
+def load_config(spec: str, overrides) -> "config_lib.ml_collections.ConfigDict":
+    config = config_lib.load_config_file(resolve_config_path(spec))
+    config_lib.apply_overrides(config, overrides)
+    config_lib.validate(config)
+    return config
+
+
+def run_config(workdir: str, overrides):
+    from spectral_jax.spectral.series import load_run_config
+
+    config = load_run_config(workdir)
+    config_lib.apply_overrides(config, overrides)
+    config_lib.validate(config)
+    return config
+
+
+def cmd_train(args, overrides) -> None:
+    from spectral_jax.train import train_and_evaluate
+
+    train_and_evaluate(load_config(args.config, overrides), args.workdir)
+
+
+def cmd_analyze(args, overrides) -> None:
+    from spectral_jax.spectral.series import analyze_run
+
+    analyze_run(args.workdir, run_config(args.workdir, overrides))
+
+
+def cmd_report(args, overrides) -> None:
+    from spectral_jax.report import write_report
+
+    if overrides:
+        run_config(args.workdir, overrides)  # validates; the report itself only reads results
+    write_report(args.workdir)
+
+
+def cmd_demo(args, overrides) -> None:
+    import time
+
+    from spectral_jax.report import write_report
+    from spectral_jax.spectral.series import analyze_run, read_summary
+    from spectral_jax.train import train_and_evaluate
+
+    config = load_config(args.config, overrides)
+    t0 = time.perf_counter()
+    train_and_evaluate(config, args.workdir)
+    analyze_run(args.workdir, config)
+    write_report(args.workdir)
+    print()
+    print(format_table(read_summary(args.workdir)))
+    print(f"\ndemo finished in {time.perf_counter() - t0:.0f} s; results in {args.workdir}/ "
+          f"(report/hf_vs_step.png, report/spectra.png, analysis/interpolation/summary.csv)")
+
+
+def format_table(rows: list[dict]) -> str:
+    """One line per analysed step: test accuracy, hf_power and max_grad within / between."""
+    by_step: dict[float, dict] = {}
+    for r in rows:
+        by_step.setdefault(r["step"], {"test_acc": r["test_acc"]})[r["kind"]] = r
+    head = f"{'step':>6} {'test_acc':>8} {'hf_power within':>16} {'hf_power between':>17} " \
+           f"{'max_grad within':>16} {'max_grad between':>17}"
+    lines = [head, "-" * len(head)]
+    for step, r in sorted(by_step.items()):
+        w, b = r.get("within", {}), r.get("between", {})
+        lines.append(f"{int(step):>6} {r['test_acc']:>8.4f} {w.get('hf_power_mean', float('nan')):>16.3e} "
+                     f"{b.get('hf_power_mean', float('nan')):>17.3e} {w.get('max_grad_mean', float('nan')):>16.4f} "
+                     f"{b.get('max_grad_mean', float('nan')):>17.4f}")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="spectral-jax",
+        description="Measure the spectral bias of image classifiers. Any subcommand takes "
+                    "--config.KEY=VALUE overrides (e.g. --config.epochs=5 --config.analysis.num_points=32).")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo", help="train the small CNN on digits, analyse every checkpoint, write the report")
+    p.add_argument("--workdir", default="runs/demo")
+    p.add_argument("--config", default=DEMO_CONFIG, help="config file[:ARG] (default %(default)s)")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("train", help="train a config into a run directory (resumes a partial run)")
+    p.add_argument("--config", required=True, help="configs/FILE.py[:ARG]")
+    p.add_argument("--workdir", required=True)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("analyze", help="interpolation spectra at every checkpoint of a run")
+    p.add_argument("--workdir", required=True)
+    p.set_defaults(func=cmd_analyze)
+
+    p = sub.add_parser("report", help="figures and summary.json from a run's analysis")
+    p.add_argument("--workdir", required=True)
+    p.set_defaults(func=cmd_report)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    try:
+        overrides = config_lib.parse_overrides(rest)
+        args.func(args, overrides)
+    except (config_lib.ConfigError, FileNotFoundError) as e:
+        print(f"spectral-jax {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

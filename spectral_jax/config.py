@@ -1,0 +1,264 @@
+"""Configs: the shared defaults, loading `configs/FILE.py[:ARG]`, `--config.KEY=VALUE`
+overrides, validation before any compute, and durations resolved to steps.
+
+Every experiment config starts from `base_config()` and overrides what differs, so the
+top-level keys (`dataset`, `model`, `epochs`, ...) mean the same thing everywhere and
+feature groups nest (`analysis.*`).
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import difflib
+import importlib.util
+import json
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+import ml_collections
+
+from spectral_jax import io
+
+
+class ConfigError(ValueError):
+    """A config problem found before any compute; the message says how to fix it."""
+
+
+ANALYSIS_MODES = ("detrended", "reference")
+ANALYSIS_SPLITS = ("test", "train")
+DTYPES = ("float32", "bfloat16")
+
+
+def base_config() -> ml_collections.ConfigDict:
+    """The defaults every config starts from (PAPER_SPEC §4 recipe, §10 analysis)."""
+    c = ml_collections.ConfigDict()
+    c.dataset = "digits"
+    c.data_dir = ""  # "" = the source's own default location
+    c.model = "cnn"
+    c.dtype = "float32"  # compute dtype; parameters stay float32
+
+    # Recipe (PAPER_SPEC §4): Nesterov SGD, per-step cosine from step 1, coupled L2, clip 5.
+    c.epochs = 200
+    c.batch_size = 256
+    c.eval_batch_size = 256
+    c.lr = 0.1
+    c.momentum = 0.9
+    c.weight_decay = 5e-4
+    c.grad_clip_norm = 5.0
+    c.seed = 0
+
+    # Checkpoints at the end of every epoch: the latest `ckpt_keep` are kept, plus a permanent
+    # one every `ckpt_every_epochs` epochs (1 = keep every epoch, for training-time studies).
+    c.ckpt_keep = 2
+    c.ckpt_every_epochs = 10
+
+    # Interpolation spectra (PAPER_SPEC §2.3 pairs, §10 statistics).
+    c.analysis = ml_collections.ConfigDict()
+    c.analysis.split = "test"
+    c.analysis.num_points = 64  # M points per line, both ends included
+    c.analysis.pairs_per_class = 200  # within-class lines per class (capped by the data)
+    c.analysis.pairs_per_class_pair = 20  # between-class lines per unordered class pair
+    c.analysis.chunk_lines = 0  # lines per compiled chunk; 0 = chosen for the backend
+    c.analysis.mode = "detrended"  # or "reference" (the released code's convention)
+    return c
+
+
+# --------------------------------------------------------------------------------------
+# Loading and overrides
+
+
+def load_config_file(spec: str) -> ml_collections.ConfigDict:
+    """Loads `path/to/file.py[:ARG]` by calling its `get_config(ARG)` (ARG defaults to "")."""
+    path_str, _, arg = spec.partition(":")
+    path = Path(path_str)
+    if not path.is_file():
+        raise ConfigError(f"Config file not found: {path_str!r} (expected --config=configs/FILE.py[:ARG]).")
+    module_spec = importlib.util.spec_from_file_location(f"_spectral_jax_config_{path.stem}", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    if not hasattr(module, "get_config"):
+        raise ConfigError(f"{path_str} has no get_config(arg) function.")
+    config = module.get_config(arg)  # every config file takes one (possibly empty) string argument
+    if not isinstance(config, ml_collections.ConfigDict):
+        raise ConfigError(f"{path_str}: get_config() must return an ml_collections.ConfigDict.")
+    return config
+
+
+def config_from_json(path: str | Path) -> ml_collections.ConfigDict:
+    """The resolved config a run wrote to WORKDIR/config.json, on top of today's defaults."""
+    config = base_config()
+    _merge(config, json.loads(Path(path).read_text()), prefix="")
+    return config
+
+
+def _merge(config: ml_collections.ConfigDict, values: dict, prefix: str) -> None:
+    for key, value in values.items():
+        if isinstance(value, dict) and isinstance(config.get(key), ml_collections.ConfigDict):
+            _merge(config[key], value, prefix + key + ".")
+        elif key in config:
+            config[key] = _coerce(config[key], value, prefix + key)
+        else:  # a key this version does not know yet: keep it, typed as written
+            config[key] = value
+
+
+def parse_overrides(args: Sequence[str]) -> list[tuple[str, str]]:
+    """`["--config.a.b=3", "--config.c", "x"]` -> `[("a.b", "3"), ("c", "x")]`."""
+    out, args = [], list(args)
+    while args:
+        arg = args.pop(0)
+        if not arg.startswith("--config."):
+            raise ConfigError(f"Unrecognized argument {arg!r}; overrides look like --config.KEY=VALUE.")
+        key, eq, value = arg[len("--config."):].partition("=")
+        if not eq:
+            if not args:
+                raise ConfigError(f"Override {arg!r} has no value; use --config.{key}=VALUE.")
+            value = args.pop(0)
+        out.append((key, value))
+    return out
+
+
+def apply_overrides(config: ml_collections.ConfigDict, overrides: Sequence[tuple[str, str]]) -> None:
+    """Sets dotted keys from strings, converting to the existing field's type."""
+    for dotted, raw in overrides:
+        node, parts = config, dotted.split(".")
+        for i, part in enumerate(parts):
+            valid = sorted(node.keys())
+            if part not in node:
+                where = ".".join(parts[:i]) or "the config"
+                near = difflib.get_close_matches(part, valid, n=3)
+                hint = f" Did you mean {', '.join(near)}?" if near else ""
+                raise ConfigError(
+                    f"Unknown config key {dotted!r}: {where} has no key {part!r}.{hint} "
+                    f"Valid keys there: {', '.join(valid)}."
+                )
+            if i < len(parts) - 1:
+                node = node[part]
+                if not isinstance(node, ml_collections.ConfigDict):
+                    raise ConfigError(f"Config key {'.'.join(parts[: i + 1])!r} is a value, not a group.")
+        if isinstance(node[parts[-1]], ml_collections.ConfigDict):
+            raise ConfigError(f"Config key {dotted!r} is a group; set one of its keys instead.")
+        node[parts[-1]] = _coerce(node[parts[-1]], _parse_literal(raw), dotted)
+
+
+def _parse_literal(raw: str) -> Any:
+    if raw.lower() in ("true", "false"):
+        return raw.lower() == "true"
+    if raw.lower() in ("none", "null"):
+        return None
+    try:
+        return ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        return raw
+
+
+def _coerce(current: Any, value: Any, key: str) -> Any:
+    """Converts `value` to the type of the field's current value, or raises ConfigError."""
+    if current is None or value is None:
+        return value
+    kind = type(current)
+    if kind is bool:
+        if isinstance(value, bool) or value in (0, 1):
+            return bool(value)
+    elif kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif kind is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif kind is str:
+        return value if isinstance(value, str) else str(value)
+    elif kind in (tuple, list):
+        if isinstance(value, (tuple, list)):
+            return kind(value)
+        return kind([value])
+    else:
+        return value
+    raise ConfigError(f"Config key {key!r} expects {kind.__name__} (like {current!r}), got {value!r}.")
+
+
+# --------------------------------------------------------------------------------------
+# Validation
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+    """Raises ConfigError for anything that would fail later; cheap, runs before compute."""
+    from spectral_jax import data, models  # registries; imported late to keep config import light
+
+    data.check_dataset_name(config.dataset)
+    models.check_model_name(config.model)
+    _choice("dtype", config.dtype, DTYPES)
+    for key in ("epochs", "batch_size", "eval_batch_size", "ckpt_keep", "ckpt_every_epochs"):
+        _positive(key, config[key], allow_zero=key == "ckpt_keep")
+    for key in ("lr", "momentum", "weight_decay", "grad_clip_norm"):
+        if not (isinstance(config[key], (int, float)) and config[key] >= 0 and math.isfinite(config[key])):
+            raise ConfigError(f"Config key {key!r} must be a finite number >= 0, got {config[key]!r}.")
+    a = config.analysis
+    _choice("analysis.mode", a.mode, ANALYSIS_MODES)
+    _choice("analysis.split", a.split, ANALYSIS_SPLITS)
+    if not (isinstance(a.num_points, int) and a.num_points >= 8):
+        raise ConfigError(f"analysis.num_points must be an integer >= 8, got {a.num_points!r}.")
+    for key in ("pairs_per_class", "pairs_per_class_pair", "chunk_lines"):
+        _positive(f"analysis.{key}", a[key], allow_zero=True)
+    if a.pairs_per_class == 0 and a.pairs_per_class_pair == 0:
+        raise ConfigError("analysis.pairs_per_class and analysis.pairs_per_class_pair are both 0: no lines.")
+
+
+def _choice(key: str, value: Any, choices: Sequence[str]) -> None:
+    if value not in choices:
+        raise ConfigError(f"Config key {key!r} is {value!r}; valid choices: {', '.join(choices)}.")
+
+
+def _positive(key: str, value: Any, allow_zero: bool = False) -> None:
+    ok = isinstance(value, int) and not isinstance(value, bool) and (value >= 0 if allow_zero else value > 0)
+    if not ok:
+        raise ConfigError(f"Config key {key!r} must be an integer {'>= 0' if allow_zero else '> 0'}, got {value!r}.")
+
+
+# --------------------------------------------------------------------------------------
+# Durations: the loop only ever sees steps.
+
+
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+    steps_per_epoch: int
+    total_steps: int
+
+    @property
+    def epochs(self) -> int:
+        return self.total_steps // self.steps_per_epoch
+
+
+def resolve_schedule(config: ml_collections.ConfigDict, num_train: int) -> Schedule:
+    """Steps per epoch drop the leftover examples (PAPER_SPEC §4)."""
+    steps_per_epoch = num_train // config.batch_size
+    if steps_per_epoch < 1:
+        raise ConfigError(
+            f"batch_size {config.batch_size} is larger than the training split ({num_train} examples); "
+            f"use --config.batch_size={min(num_train, 128)} or smaller."
+        )
+    return Schedule(steps_per_epoch=steps_per_epoch, total_steps=steps_per_epoch * config.epochs)
+
+
+def write_config(config: ml_collections.ConfigDict, workdir: str | Path) -> None:
+    io.write_json(Path(workdir) / "config.json", config.to_dict())
+
+
+def diff(a: ml_collections.ConfigDict, b: ml_collections.ConfigDict, ignore: Sequence[str] = ()) -> list[str]:
+    """Dotted keys whose values differ between two configs (ignoring top-level groups in `ignore`)."""
+    fa, fb = _flatten(a.to_dict()), _flatten(b.to_dict())
+    keys = sorted(set(fa) | set(fb))
+    return [k for k in keys if k.split(".")[0] not in ignore and fa.get(k) != fb.get(k)]
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, prefix + k + "."))
+        else:
+            out[prefix + k] = list(v) if isinstance(v, tuple) else v
+    return out

@@ -1,0 +1,56 @@
+"""In-memory datasets: uint8 NHWC images, int32 labels, per-channel standardization.
+
+Images stay uint8 (on the device, whole, for small datasets) and are standardized on the
+device right before the model sees them: x = (u8 / 255 - mean) / std (DESIGN.md, Interfaces).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax.numpy as jnp
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+    images: np.ndarray  # uint8 [N, H, W, C]
+    labels: np.ndarray  # int32 [N]
+
+    def __post_init__(self):
+        if self.images.dtype != np.uint8 or self.images.ndim != 4:
+            raise ValueError(f"images must be uint8 [N,H,W,C], got {self.images.dtype} {self.images.shape}")
+        if self.labels.shape != (self.images.shape[0],):
+            raise ValueError(f"labels must be [N]={self.images.shape[0]}, got {self.labels.shape}")
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    name: str
+    num_classes: int
+    mean: np.ndarray  # float32 [C], in [0, 1] pixel units, from the training split
+    std: np.ndarray  # float32 [C]
+    splits: dict[str, Split]
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.splits["train"].images.shape[1:])
+
+    def split(self, name: str) -> Split:
+        if name not in self.splits:
+            raise ValueError(f"Dataset {self.name!r} has no split {name!r}; it has {', '.join(self.splits)}.")
+        return self.splits[name]
+
+
+def channel_stats(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and std (population) of uint8 images, in [0, 1] units, float64 sums."""
+    x = images.reshape(-1, images.shape[-1]).astype(np.float64) / 255.0
+    return x.mean(0).astype(np.float32), x.std(0).astype(np.float32)
+
+
+def standardize(images_u8: jnp.ndarray, mean: jnp.ndarray, std: jnp.ndarray) -> jnp.ndarray:
+    """uint8 [..., C] -> standardized float32, on whatever device the images live on."""
+    return (images_u8.astype(jnp.float32) / 255.0 - mean) / std

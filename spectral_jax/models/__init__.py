@@ -1,0 +1,83 @@
+"""Model registry and the one place where Flax NNX modules become pure functions.
+
+Every model is an `nnx.Module` whose `__call__(x, *, train, key)` maps standardized NHWC
+images to logits. `create_model` splits it once into a static graph and a variables pytree
+
+    variables = {"params": {...}, "batch_stats": {...}}   (plain nested dicts of arrays)
+
+and `PureModel.apply` / `PureModel.apply_fn` merge them back inside traced code. Training,
+analysis, checkpoints, `jax.vmap` and sharding all see only the pure form.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from spectral_jax.models import cnn, mlp
+
+# name -> build(config, input_shape, num_classes, *, dtype, rngs) -> nnx.Module
+BUILDERS: dict[str, Callable[..., nnx.Module]] = {
+    "cnn": cnn.build,
+    "mlp": mlp.build,
+}
+
+Variables = dict[str, Any]
+
+
+def model_names() -> list[str]:
+    return sorted(BUILDERS)
+
+
+def check_model_name(name: str) -> None:
+    from spectral_jax.config import ConfigError
+
+    if name not in BUILDERS:
+        raise ConfigError(f"Unknown model {name!r}. Valid models: {', '.join(model_names())}.")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class PureModel:
+    """A model as pure functions of `variables` (see the module docstring)."""
+
+    name: str
+    graphdef: Any
+
+    def apply(self, variables: Variables, images: jax.Array, *, train: bool = False,
+              key: jax.Array | None = None) -> tuple[jax.Array, dict]:
+        """-> (logits [B, K] float32, updated batch_stats). `key` drives stochastic layers."""
+        module = nnx.merge(self.graphdef, variables["params"], variables["batch_stats"], copy=True)
+        logits = module(images, train=train, key=key)
+        return logits.astype(jnp.float32), nnx.state(module, nnx.BatchStat).to_pure_dict()
+
+    def apply_fn(self, variables: Variables, images: jax.Array) -> jax.Array:
+        """Evaluation-mode logits: the `apply_fn(variables, images) -> logits` of the analysis."""
+        return self.apply(variables, images, train=False)[0]
+
+
+def create_model(config, input_shape: tuple[int, ...], num_classes: int,
+                 key: jax.Array | None = None) -> tuple[PureModel, Variables]:
+    """Builds `config.model`. With `key=None` the variables are abstract (shapes only): the
+    target for restoring a checkpoint without spending time on initialization."""
+    check_model_name(config.model)
+    dtype = jnp.dtype(config.get("dtype", "float32"))
+    build = BUILDERS[config.model]
+
+    def make(k):
+        return build(config, tuple(input_shape), num_classes, dtype=dtype, rngs=nnx.Rngs(params=k))
+
+    module = nnx.eval_shape(make, jax.random.key(0)) if key is None else make(key)
+    graphdef, params, batch_stats, rest = nnx.split(module, nnx.Param, nnx.BatchStat, ...)
+    if jax.tree.leaves(rest):
+        raise TypeError(f"Model {config.model!r} holds state other than Param/BatchStat: {rest}")
+    variables = {"params": params.to_pure_dict(), "batch_stats": batch_stats.to_pure_dict()}
+    return PureModel(config.model, graphdef), variables
+
+
+def count_params(variables: Variables) -> int:
+    """Trainable parameters (BatchNorm scale/shift and biases included, running stats not)."""
+    return int(sum(x.size for x in jax.tree.leaves(variables["params"])))
