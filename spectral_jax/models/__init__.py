@@ -52,7 +52,7 @@ class PureModel:
         """-> (logits [B, K] float32, updated batch_stats). `key` drives stochastic layers."""
         module = nnx.merge(self.graphdef, variables["params"], variables["batch_stats"], copy=True)
         logits = module(images, train=train, key=key)
-        return logits.astype(jnp.float32), nnx.state(module, nnx.BatchStat).to_pure_dict()
+        return logits.astype(jnp.float32), nnx.to_pure_dict(nnx.state(module, nnx.BatchStat))
 
     def apply_fn(self, variables: Variables, images: jax.Array) -> jax.Array:
         """Evaluation-mode logits: the `apply_fn(variables, images) -> logits` of the analysis."""
@@ -74,7 +74,7 @@ def create_model(config, input_shape: tuple[int, ...], num_classes: int,
     graphdef, params, batch_stats, rest = nnx.split(module, nnx.Param, nnx.BatchStat, ...)
     if jax.tree.leaves(rest):
         raise TypeError(f"Model {config.model!r} holds state other than Param/BatchStat: {rest}")
-    variables = {"params": params.to_pure_dict(), "batch_stats": batch_stats.to_pure_dict()}
+    variables = {"params": nnx.to_pure_dict(params), "batch_stats": nnx.to_pure_dict(batch_stats)}
     return PureModel(config.model, graphdef), variables
 
 

@@ -29,10 +29,6 @@ from spectral_jax.train import checkpoints, optimizer as optimizer_lib, step as 
 POST_TRAINING_GROUPS = ("analysis",)
 
 
-class RunFinished(Exception):
-    pass
-
-
 def prepare_workdir(config: ml_collections.ConfigDict, workdir: str | Path) -> None:
     """Writes config.json, or checks it against an existing run's (before any compute)."""
     path = Path(workdir) / "config.json"
@@ -45,6 +41,8 @@ def prepare_workdir(config: ml_collections.ConfigDict, workdir: str | Path) -> N
                 f"{workdir} already holds a run with a different config ({details}). "
                 f"Use a new --workdir, or the run's own settings."
             )
+        if not config_lib.diff(previous, config):
+            return  # identical: leave the file (and its timestamp) alone
     config_lib.write_config(config, workdir)
 
 
