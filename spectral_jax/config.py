@@ -40,7 +40,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.dtype = "float32"  # compute dtype; parameters stay float32
 
     # Recipe (PAPER_SPEC §4): Nesterov SGD, per-step cosine from step 1, coupled L2, clip 5.
+    # Duration: `epochs`, or `steps` (> 0 overrides epochs; the last epoch may be partial).
     c.epochs = 200
+    c.steps = 0
     c.batch_size = 256
     c.eval_batch_size = 256
     c.lr = 0.1
@@ -48,6 +50,25 @@ def base_config() -> ml_collections.ConfigDict:
     c.weight_decay = 5e-4
     c.grad_clip_norm = 5.0
     c.seed = 0
+
+    # Regularization and intervention variants (PAPER_SPEC §4, §6, E9); all off by default.
+    c.label_smoothing = 0.0  # uniform smoothing of the training targets
+    c.teacher_workdir = ""  # self-distillation from this run directory's newest checkpoint
+    c.distillation_alpha = 0.0  # targets = alpha * labels + (1 - alpha) * teacher softmax
+    c.max_accuracy = 0.0  # stop once test accuracy >= this (0 = off)
+    c.min_loss = 0.0  # stop once the epoch-mean training CE <= this (0 = off)
+
+    # Noise fitting (PAPER_SPEC §2.1-2.2, §10): frequency-modulated label smoothing.
+    c.noise = ml_collections.ConfigDict()
+    c.noise.type = "none"  # none, radial, fourier, random, f, 1/f, uniform
+    c.noise.frequency = 0.038
+    c.noise.frequency_unit = "absolute"  # or "data_std": cycles per std of g(x) over the train set
+    c.noise.amplitude = 0.0  # batch-mean smoothing when normalize; must be set for a noise run
+    c.noise.normalize = True
+    c.noise.spatial_frequency = 2.0  # for "fourier": diagonal index m = floor(s / sqrt(2))
+    c.noise.seed = 0  # for "random"
+    c.noise.class_index = -1  # -1 = all classes
+    c.noise.min_after_epoch = 0  # burn-in for min_noise_fitting_after_burn_in
 
     # Checkpoints at the end of every epoch: the latest `ckpt_keep` are kept, plus a permanent
     # one every `ckpt_every_epochs` epochs (1 = keep every epoch, for training-time studies).
@@ -191,11 +212,17 @@ def validate(config: ml_collections.ConfigDict) -> None:
     data.check_dataset_name(config.dataset)
     models.check_model_name(config.model)
     _choice("dtype", config.dtype, DTYPES)
-    for key in ("epochs", "batch_size", "eval_batch_size", "ckpt_keep", "ckpt_every_epochs"):
-        _positive(key, config[key], allow_zero=key == "ckpt_keep")
-    for key in ("lr", "momentum", "weight_decay", "grad_clip_norm"):
+    for key in ("epochs", "steps", "batch_size", "eval_batch_size", "ckpt_keep", "ckpt_every_epochs"):
+        _positive(key, config[key], allow_zero=key in ("ckpt_keep", "steps"))
+    for key in ("lr", "momentum", "weight_decay", "grad_clip_norm", "max_accuracy", "min_loss"):
         if not (isinstance(config[key], (int, float)) and config[key] >= 0 and math.isfinite(config[key])):
             raise ConfigError(f"Config key {key!r} must be a finite number >= 0, got {config[key]!r}.")
+    for key in ("label_smoothing", "distillation_alpha"):
+        if not 0.0 <= config[key] <= 1.0:
+            raise ConfigError(f"Config key {key!r} must be in [0, 1], got {config[key]!r}.")
+    if config.teacher_workdir and not (Path(config.teacher_workdir) / "config.json").exists():
+        raise ConfigError(f"teacher_workdir {config.teacher_workdir!r} is not a run directory (no config.json).")
+    _validate_noise(config.noise)
     a = config.analysis
     _choice("analysis.mode", a.mode, ANALYSIS_MODES)
     _choice("analysis.split", a.split, ANALYSIS_SPLITS)
@@ -205,6 +232,20 @@ def validate(config: ml_collections.ConfigDict) -> None:
         _positive(f"analysis.{key}", a[key], allow_zero=True)
     if a.pairs_per_class == 0 and a.pairs_per_class_pair == 0:
         raise ConfigError("analysis.pairs_per_class and analysis.pairs_per_class_pair are both 0: no lines.")
+
+
+def _validate_noise(n) -> None:
+    from spectral_jax.data.noise import FREQUENCY_UNITS, NOISE_TYPES
+
+    _choice("noise.type", n.type, NOISE_TYPES)
+    _choice("noise.frequency_unit", n.frequency_unit, FREQUENCY_UNITS)
+    if n.type != "none" and not n.amplitude > 0:
+        raise ConfigError(f"noise.type={n.type!r} needs --config.noise.amplitude > 0 (e.g. 0.5).")
+    if n.amplitude < 0 or n.frequency < 0 or not math.isfinite(n.frequency):
+        raise ConfigError("noise.amplitude and noise.frequency must be finite numbers >= 0.")
+    if not (isinstance(n.class_index, int) and n.class_index >= -1):
+        raise ConfigError(f"noise.class_index must be -1 (all classes) or a class index, got {n.class_index!r}.")
+    _positive("noise.min_after_epoch", n.min_after_epoch, allow_zero=True)
 
 
 def _choice(key: str, value: Any, choices: Sequence[str]) -> None:
@@ -229,18 +270,24 @@ class Schedule:
 
     @property
     def epochs(self) -> int:
-        return self.total_steps // self.steps_per_epoch
+        """Epochs begun (the last one may be partial when the duration is given in steps)."""
+        return -(-self.total_steps // self.steps_per_epoch)
+
+    def epoch_end(self, epoch: int) -> int:
+        """The global step at the end of 0-based `epoch`."""
+        return min((epoch + 1) * self.steps_per_epoch, self.total_steps)
 
 
 def resolve_schedule(config: ml_collections.ConfigDict, num_train: int) -> Schedule:
-    """Steps per epoch drop the leftover examples (PAPER_SPEC §4)."""
+    """Steps per epoch drop the leftover examples (PAPER_SPEC §4); `steps` > 0 overrides `epochs`."""
     steps_per_epoch = num_train // config.batch_size
     if steps_per_epoch < 1:
         raise ConfigError(
             f"batch_size {config.batch_size} is larger than the training split ({num_train} examples); "
             f"use --config.batch_size={min(num_train, 128)} or smaller."
         )
-    return Schedule(steps_per_epoch=steps_per_epoch, total_steps=steps_per_epoch * config.epochs)
+    total = config.steps if config.get("steps", 0) > 0 else steps_per_epoch * config.epochs
+    return Schedule(steps_per_epoch=steps_per_epoch, total_steps=total)
 
 
 def write_config(config: ml_collections.ConfigDict, workdir: str | Path) -> None:

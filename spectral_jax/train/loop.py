@@ -1,11 +1,14 @@
 """`train_and_evaluate(config, workdir)`: the training loop of a run directory.
 
-config -> data (on device, uint8) -> model -> jitted steps -> per-epoch evaluation,
-metrics.jsonl and an orbax checkpoint at the end of every epoch -> summary.json.
+config -> data (on the devices, uint8) -> model -> jitted data-parallel steps -> per-epoch
+evaluation (accuracy, noise fitting, CIFAR-10.1) -> metrics.jsonl and an orbax checkpoint at
+the end of every epoch -> summary.json.
 
-Data order comes from (seed, epoch) and stochastic layers from (seed, step), so a run
-restarted from its newest checkpoint continues exactly where it stopped. Re-running a
-finished run does nothing but say so; re-running with a different config is an error.
+Data order comes from (seed, epoch) and randomness from (seed, step), so a run killed at any
+moment and restarted with the same command resumes from its newest valid checkpoint and ends
+with the same parameters as an uninterrupted run. Re-running a finished run does nothing but
+say so; re-running with a different config is an error. A NaN/Inf loss stops the run naming the
+step, before that epoch's checkpoint is written.
 """
 
 from __future__ import annotations
@@ -15,15 +18,19 @@ import time
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import ml_collections
-import numpy as np
 from tqdm.auto import tqdm
 
 from spectral_jax import config as config_lib
 from spectral_jax import data as data_lib
 from spectral_jax import io, models
-from spectral_jax.train import checkpoints, optimizer as optimizer_lib, step as step_lib
+from spectral_jax.data import noise as noise_lib
+from spectral_jax.spectral import noise_fit
+from spectral_jax.train import batch as batch_lib
+from spectral_jax.train import checkpoints, distill, parallel
+from spectral_jax.train import optimizer as optimizer_lib
+from spectral_jax.train import step as step_lib
+from spectral_jax.train.metrics_writer import MetricsWriter
 
 # Groups that only affect what is computed after training; changing them keeps the run.
 POST_TRAINING_GROUPS = ("analysis",)
@@ -58,21 +65,38 @@ def run_keys(seed: int) -> dict[str, jax.Array]:
             "step": jax.random.fold_in(root, 2)}
 
 
-def epoch_permutation(data_key: jax.Array, epoch: int, n: int) -> jax.Array:
-    """The order of epoch `epoch` (0-based), a pure function of (seed, epoch)."""
-    return jax.random.permutation(jax.random.fold_in(data_key, epoch), n)
+def effective_robustness(acc_extra: float, acc_test: float) -> float:
+    """ER = acc_10.1 - sigmoid(0.8318 logit(acc_10) - 0.4736) (PAPER_SPEC §4)."""
+    a = min(max(acc_test, 1e-6), 1 - 1e-6)
+    z = 0.8318 * math.log(a / (1 - a)) - 0.4736
+    return acc_extra - 1.0 / (1.0 + math.exp(-z))
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *, quiet: bool = False) -> dict:
-    """Trains `config` in `workdir` (resuming if it holds a partial run). Returns summary.json's dict."""
+    """Trains `config` in `workdir` (resuming a partial run). Returns summary.json's dict."""
     workdir = Path(workdir)
+    main = parallel.is_main_process()
+    log = (lambda *a: None) if (quiet or not main) else print
+
+    # Everything that can fail on bad input fails here, before the workdir is touched.
     config_lib.validate(config)
     dataset = data_lib.load_dataset(config.dataset, config.data_dir)
-    schedule = config_lib.resolve_schedule(config, len(dataset.split("train")))
-    workdir.mkdir(parents=True, exist_ok=True)
-    prepare_workdir(config, workdir)
-    log = (lambda *a: None) if quiet else print
+    train_split = dataset.split("train")
+    schedule = config_lib.resolve_schedule(config, len(train_split))
+    parallel.check_divisible(config.batch_size)
+    parallel.check_divisible(config.eval_batch_size, "eval_batch_size")
+    if config.noise.class_index >= dataset.num_classes:
+        raise config_lib.ConfigError(f"noise.class_index={config.noise.class_index} but {config.dataset} "
+                                     f"has {dataset.num_classes} classes.")
+    teacher = None
+    if config.teacher_workdir:
+        teacher = distill.load_teacher(config.teacher_workdir, dataset.image_shape, dataset.num_classes,
+                                       config.dataset)
+    if main:
+        workdir.mkdir(parents=True, exist_ok=True)
+        prepare_workdir(config, workdir)
 
+    mesh = parallel.make_mesh()
     keys = run_keys(config.seed)
     model, variables = models.create_model(config, dataset.image_shape, dataset.num_classes, keys["init"])
     optimizer = optimizer_lib.make_optimizer(config, schedule.total_steps)
@@ -82,68 +106,153 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
     done = checkpoints.valid_steps(workdir)
     if done:
         start_step = done[-1]
-        if start_step % schedule.steps_per_epoch:
+        if start_step % schedule.steps_per_epoch and start_step != schedule.total_steps:
             raise ValueError(f"Checkpoint step {start_step} is not at an epoch boundary "
                              f"({schedule.steps_per_epoch} steps per epoch): was the config changed?")
         state = checkpoints.restore_state(workdir, start_step, jax.eval_shape(lambda: state))
         records = [r for r in records if r["step"] <= start_step]
-    if start_step >= schedule.total_steps and (workdir / "summary.json").exists():
-        log(f"{workdir}: already finished ({schedule.epochs} epochs, step {start_step}); nothing to do.")
-        return io.read_json(workdir / "summary.json")
+    previous_summary = io.read_json(workdir / "summary.json") if (workdir / "summary.json").exists() else None
+    if done and previous_summary and previous_summary.get("last_step") == start_step:
+        log(f"{workdir}: already finished (step {start_step}); nothing to do.")
+        return previous_summary
     if start_step:
         log(f"{workdir}: resuming from step {start_step} (epoch {start_step // schedule.steps_per_epoch}).")
 
-    train = step_lib.DeviceSplit.put(dataset.split("train"), dataset.mean, dataset.std)
-    test = step_lib.DeviceSplit.put(dataset.split("test"), dataset.mean, dataset.std)
-    train_step = step_lib.make_train_step(model, optimizer, config, dataset.num_classes)
-    evaluate = step_lib.make_eval_fn(model, config.eval_batch_size)
+    train = step_lib.DeviceSplit.put(train_split, dataset.mean, dataset.std, mesh)
+    test = step_lib.DeviceSplit.put(dataset.split("test"), dataset.mean, dataset.std, mesh)
+    extra = (step_lib.DeviceSplit.put(dataset.split("extra"), dataset.mean, dataset.std, mesh)
+             if "extra" in dataset.splits else None)
+    noise, noise_info = _make_noise(config, dataset, train)
+    batch_fn = batch_lib.make_batch_fn(config, dataset.num_classes, noise=noise,
+                                       teacher=teacher[0] if teacher else None)
+    aux = parallel.put_replicated({"teacher": teacher[1]} if teacher else {}, mesh)
+    state = parallel.put_replicated(state, mesh)
+    step_key = parallel.put_replicated(keys["step"], mesh)
+    train_step = step_lib.make_train_step(model, optimizer, config, dataset.num_classes,
+                                          schedule.steps_per_epoch, mesh, batch_fn)
+    epoch_perm = step_lib.make_epoch_permutation(keys["data"], schedule.steps_per_epoch, len(train_split))
+    evaluate = step_lib.make_eval_fn(model, config.eval_batch_size, dataset.num_classes, mesh, noise)
     lr_at = optimizer_lib.cosine_schedule(config.lr, schedule.total_steps)
     ckpt = checkpoints.Checkpointer(workdir, keep=config.ckpt_keep,
                                     permanent_every=config.ckpt_every_epochs * schedule.steps_per_epoch)
-    n_train = len(dataset.split("train"))
-    first_epoch = start_step // schedule.steps_per_epoch
-    bar = tqdm(total=schedule.total_steps, initial=start_step, unit="step", disable=quiet or None,
+    writer = MetricsWriter(workdir, records, enabled=main)
+    bar = tqdm(total=schedule.total_steps, initial=start_step, unit="step", disable=quiet or not main or None,
                dynamic_ncols=True, leave=False)
+    stopped_early = ""
     try:
-        for epoch in range(first_epoch, schedule.epochs):
+        for epoch in range(start_step // schedule.steps_per_epoch, schedule.epochs):
             t0 = time.perf_counter()
-            perm = epoch_permutation(keys["data"], epoch, n_train)
-            metrics = step_lib.zero_metrics()
+            first, last = epoch * schedule.steps_per_epoch, schedule.epoch_end(epoch)
+            perm = epoch_perm(state["step"])
+            metrics = parallel.put_replicated(step_lib.zero_metrics(), mesh)
             bar.set_description(f"epoch {epoch + 1}/{schedule.epochs}")
-            for i in range(schedule.steps_per_epoch):
-                state, metrics = train_step(state, metrics, train, perm, i, keys["step"])
-                bar.update(1)
-            variables = {"params": state["params"], "batch_stats": state["batch_stats"]}
-            ev = evaluate(variables, test)
-            m = jax.device_get(metrics)
-            train_loss = float(m["loss_sum"] / m["count"])
-            if not math.isfinite(train_loss):
+            with jax.transfer_guard("disallow"):  # the hot loop hands the devices nothing
+                for _ in range(last - first):
+                    state, metrics = train_step(state, metrics, train, perm, step_key, aux)
+                    bar.update(1)
+            m = parallel.to_host(metrics)
+            if m["nonfinite_step"] >= 0:
                 raise FloatingPointError(
-                    f"Training loss became {train_loss} in epoch {epoch + 1} (steps up to {int(state['step'])}); "
-                    f"stopping. The last good checkpoint is kept in {checkpoints.checkpoint_dir(workdir)}.")
-            step_now = int(state["step"])
-            record = {
-                "epoch": epoch + 1, "step": step_now, "lr": float(lr_at(step_now - 1)),
-                "train_loss": train_loss, "train_acc": float(m["correct"] / m["count"]),
-                "test_loss": float(ev["loss"]), "test_acc": float(ev["acc"]),
-                "seconds": time.perf_counter() - t0,
-            }
-            record["images_per_second"] = m["count"] / record["seconds"]
-            records.append(record)
-            ckpt.save(step_now, state)
-            io.write_jsonl(workdir / "metrics.jsonl", records)
-            bar.set_postfix(loss=f"{train_loss:.3f}", acc=f"{record['train_acc']:.3f}",
+                    f"The training loss became NaN/Inf at step {int(m['nonfinite_step'])} (epoch {epoch + 1}); "
+                    f"stopping. The last good checkpoint is kept in {checkpoints.checkpoint_dir(workdir)}"
+                    f" (step {done[-1] if done else 'none'}).")
+            train_seconds = time.perf_counter() - t0
+            variables = {"params": state["params"], "batch_stats": state["batch_stats"]}
+            record = {"epoch": epoch + 1, "step": last, "lr": float(lr_at(last - 1)),
+                      "train_loss": float(m["loss_sum"] / m["count"]), "train_acc": float(m["correct"] / m["count"])}
+            record.update(_eval_record(evaluate, variables, test, "test", noise))
+            if noise is not None and noise.active:
+                record.update(_eval_record(evaluate, variables, train, "train", noise))
+                record["max_epsilon"] = float(m["max_eps"])
+            if extra is not None:
+                record.update(_eval_record(evaluate, variables, extra, "extra", None))
+                record["effective_robustness"] = effective_robustness(record["extra_acc"], record["test_acc"])
+            record["seconds"] = time.perf_counter() - t0
+            record["images_per_second"] = float(m["count"]) / train_seconds
+            ckpt.save(last, state)
+            done.append(last)
+            writer.write(record)
+            bar.set_postfix(loss=f"{record['train_loss']:.3f}", acc=f"{record['train_acc']:.3f}",
                             test_acc=f"{record['test_acc']:.3f}", img_s=f"{record['images_per_second']:.0f}")
+            stopped_early = _early_stop(config, record)
+            if stopped_early:
+                log(f"stopping early after epoch {epoch + 1}: {stopped_early}")
+                break
         ckpt.wait()
     finally:
         bar.close()
         ckpt.close()
+        writer.close()
 
+    summary = _summary(config, writer.records, schedule, noise_info, stopped_early)
+    if main:
+        io.write_json(workdir / "summary.json", summary)
+    log(f"{workdir}: trained to step {summary['last_step']}; test accuracy {summary['final_test_acc']:.4f}.")
+    return summary
+
+
+def _make_noise(config, dataset, train: step_lib.DeviceSplit):
+    """The run's label noise (None when off) and what to log about it once."""
+    if config.noise.type == "none":
+        return None, {}
+    base = noise_lib.make_label_noise(config.noise, dataset.image_shape, dataset.num_classes, feature_std=1.0)
+    g_std = noise_lib.feature_std(base, train.images, train.mean, train.std)
+    noise = noise_lib.make_label_noise(config.noise, dataset.image_shape, dataset.num_classes, feature_std=g_std)
+    return noise, {"noise_feature_std": g_std, "noise_frequency_absolute": noise.frequency}
+
+
+def _eval_record(evaluate, variables, data, prefix: str, noise) -> dict:
+    """Means of the evaluation sums, named `{prefix}_loss`, `{prefix}_acc` and, for noise runs,
+    the noise-fitting keys (`clean_loss`, ... for the test set; `train_clean_loss`, ... for train)."""
+    s = parallel.to_host(evaluate(variables, data))
+    n = float(s["count"])
+    out = {f"{prefix}_loss": float(s["loss"]) / n, f"{prefix}_acc": float(s["correct"]) / n}
+    if noise is None or not noise.active or prefix not in ("test", "train"):
+        return out
+    nf = "" if prefix == "test" else "train_"
+    out.update(_noise_keys(nf, s, ""))
+    if noise.class_index >= 0:
+        out.update(_noise_keys(nf + "class_", s, "class_"))
+    return out
+
+
+def _noise_keys(name: str, s: dict, src: str) -> dict:
+    n = max(float(s[f"{src}count"]), 1.0)
+    clean, noisy = float(s[f"{src}loss"]) / n, float(s[f"{src}noisy"]) / n
+    return {f"{name}clean_loss": clean, f"{name}noisy_loss": noisy, f"{name}noise_fitting": clean - noisy,
+            f"{name}oracle_noise_fitting": float(s[f"{src}oracle"]) / n,
+            f"{name}oracle_uniform_noise_fitting": float(s[f"{src}oracle_uniform"]) / n}
+
+
+def _early_stop(config, record: dict) -> str:
+    if config.max_accuracy > 0 and record["test_acc"] >= config.max_accuracy:
+        return f"test accuracy {record['test_acc']:.4f} >= max_accuracy {config.max_accuracy}"
+    if config.min_loss > 0 and record["train_loss"] <= config.min_loss:
+        return f"training loss {record['train_loss']:.4f} <= min_loss {config.min_loss}"
+    return ""
+
+
+def _summary(config, records: list[dict], schedule, noise_info: dict, stopped_early: str) -> dict:
+    last = records[-1]
     summary = {
-        "final_test_acc": records[-1]["test_acc"], "final_test_loss": records[-1]["test_loss"],
-        "final_train_acc": records[-1]["train_acc"], "epochs": schedule.epochs,
-        "steps": schedule.total_steps, "train_seconds": float(sum(r["seconds"] for r in records)),
+        "final_test_acc": last["test_acc"], "final_test_loss": last["test_loss"],
+        "final_train_acc": last["train_acc"], "final_train_loss": last["train_loss"],
+        "last_step": last["step"], "epochs_done": last["epoch"], "total_steps": schedule.total_steps,
+        "stopped_early": stopped_early, "train_seconds": float(sum(r["seconds"] for r in records)),
     }
-    io.write_json(workdir / "summary.json", summary)
-    log(f"{workdir}: trained {schedule.epochs} epochs; test accuracy {summary['final_test_acc']:.4f}.")
+    if "effective_robustness" in last:
+        summary.update(final_extra_acc=last["extra_acc"], final_effective_robustness=last["effective_robustness"])
+    if "noise_fitting" in last:
+        value, epoch = noise_fit.minimum_over_epochs(records)
+        burn_value, burn_epoch = noise_fit.minimum_over_epochs(records, after_epoch=config.noise.min_after_epoch)
+        summary.update(
+            min_noise_fitting=value, min_noise_fitting_epoch=epoch,
+            min_noise_fitting_after_burn_in=burn_value, min_noise_fitting_after_burn_in_epoch=burn_epoch,
+            final_noise_fitting=last["noise_fitting"], final_train_noise_fitting=last["train_noise_fitting"],
+            oracle_noise_fitting=last["oracle_noise_fitting"],
+            oracle_uniform_noise_fitting=last["oracle_uniform_noise_fitting"],
+            train_oracle_noise_fitting=last["train_oracle_noise_fitting"],
+            train_oracle_uniform_noise_fitting=last["train_oracle_uniform_noise_fitting"],
+            max_epsilon=max(r.get("max_epsilon", 0.0) for r in records), **noise_info,
+        )
     return summary

@@ -1,26 +1,35 @@
-"""Pure training and evaluation steps, jitted once per run.
+"""Pure, jitted training and evaluation steps, data-parallel over the mesh.
 
-The train state is a plain dict pytree `{"params", "batch_stats", "opt_state", "step"}`.
-A step gathers its batch from the device-resident uint8 split by index, standardizes it on
-the device, and accumulates epoch metrics on the device (read once per epoch).
+The train state is a plain dict pytree `{"params", "batch_stats", "opt_state", "step"}`,
+replicated on every device. A step reads everything it needs from the device: its batch
+indices from the epoch permutation at position `step % steps_per_epoch`, the uint8 images
+and labels by gather, its randomness from `fold_in(key, step)`. So the epoch loop hands the
+step nothing from the host (it runs under `jax.transfer_guard("disallow")`), and epoch metrics
+accumulate on the device, read once per epoch.
 """
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
+from jax.sharding import Mesh
 
 from spectral_jax.data import standardize
 from spectral_jax.models import PureModel
+from spectral_jax.spectral import noise_fit
+from spectral_jax.train import parallel
 
 TrainState = dict[str, Any]
+# batch_fn(key, images [B,H,W,C] standardized, labels [B], aux) -> (images, targets [B,K], eps [B]);
+# `aux` carries arrays the pipeline needs (e.g. a teacher's variables) as jit arguments.
+BatchFn = Callable[[jax.Array, jax.Array, jax.Array, Any], tuple[jax.Array, jax.Array, jax.Array]]
 
 
 class DeviceSplit(NamedTuple):
-    """A split as it lives on the device: uint8 images, int32 labels, standardization."""
+    """A split as it lives on the devices (replicated): uint8 images, int32 labels, standardization."""
 
     images: jax.Array  # uint8 [N, H, W, C]
     labels: jax.Array  # int32 [N]
@@ -28,9 +37,9 @@ class DeviceSplit(NamedTuple):
     std: jax.Array  # float32 [C]
 
     @classmethod
-    def put(cls, split, mean, std) -> "DeviceSplit":
-        return cls(*jax.device_put((split.images, split.labels.astype("int32"),
-                                    mean.astype("float32"), std.astype("float32"))))
+    def put(cls, split, mean, std, mesh: Mesh | None = None) -> "DeviceSplit":
+        host = (split.images, split.labels.astype("int32"), mean.astype("float32"), std.astype("float32"))
+        return cls(*(parallel.put_replicated(host, mesh) if mesh is not None else jax.device_put(host)))
 
 
 def l2_penalty(params) -> jax.Array:
@@ -48,28 +57,37 @@ def init_state(variables, optimizer: optax.GradientTransformation) -> TrainState
 
 
 def zero_metrics() -> dict[str, jax.Array]:
-    return {"loss_sum": jnp.zeros(()), "correct": jnp.zeros(()), "count": jnp.zeros(())}
+    """Epoch accumulators; `nonfinite_step` is the first step whose loss was NaN/Inf (-1: none)."""
+    return {"loss_sum": jnp.zeros(()), "correct": jnp.zeros(()), "count": jnp.zeros(()),
+            "max_eps": jnp.zeros(()), "nonfinite_step": jnp.full((), -1, jnp.int32)}
 
 
-def make_train_step(model: PureModel, optimizer: optax.GradientTransformation, config, num_classes: int):
-    """-> train_step(state, metrics, data: DeviceSplit, perm [N], index_in_epoch, key) -> (state, metrics).
+def one_hot_batch_fn(num_classes: int) -> BatchFn:
+    """The plain pipeline: images unchanged, one-hot targets, no label noise."""
+    def batch_fn(key, images, labels, aux):
+        return images, jax.nn.one_hot(labels, num_classes, dtype=jnp.float32), jnp.zeros(labels.shape[0])
+    return batch_fn
 
-    Batch `index_in_epoch` is perm[i*B:(i+1)*B]; `key` is folded with the global step so
-    stochastic layers are reproducible from (seed, step).
-    """
+
+def make_train_step(model: PureModel, optimizer: optax.GradientTransformation, config, num_classes: int,
+                    steps_per_epoch: int, mesh: Mesh | None = None, batch_fn: BatchFn | None = None):
+    """-> train_step(state, metrics, data: DeviceSplit, perm [N], key, aux) -> (state, metrics)."""
     batch_size, weight_decay = config.batch_size, config.weight_decay
+    batch_fn = batch_fn or one_hot_batch_fn(num_classes)
+    constrain = _batch_constraint(mesh)
 
-    def train_step(state, metrics, data: DeviceSplit, perm, index_in_epoch, key):
-        idx = jax.lax.dynamic_slice_in_dim(perm, index_in_epoch * batch_size, batch_size)
-        images = standardize(data.images[idx], data.mean, data.std)
-        labels = data.labels[idx]
-        targets = jax.nn.one_hot(labels, num_classes, dtype=jnp.float32)
-        step_key = jax.random.fold_in(key, state["step"])
+    def train_step(state, metrics, data: DeviceSplit, perm, key, aux):
+        step = state["step"]
+        idx = jax.lax.dynamic_slice_in_dim(perm, (step % steps_per_epoch) * batch_size, batch_size)
+        images = constrain(standardize(data.images[idx], data.mean, data.std))
+        labels = constrain(data.labels[idx])
+        step_key = jax.random.fold_in(key, step)
+        images, targets, eps = batch_fn(jax.random.fold_in(step_key, 1), images, labels, aux)
 
         def loss_fn(params):
             variables = {"params": params, "batch_stats": state["batch_stats"]}
-            logits, batch_stats = model.apply(variables, images, train=True, key=step_key)
-            ce = optax.softmax_cross_entropy(logits, targets).mean()
+            logits, batch_stats = model.apply(variables, images, train=True, key=jax.random.fold_in(step_key, 0))
+            ce = noise_fit.soft_cross_entropy(targets, logits).mean()
             return ce + weight_decay * l2_penalty(params), (ce, logits, batch_stats)
 
         grads, (ce, logits, batch_stats) = jax.grad(loss_fn, has_aux=True)(state["params"])
@@ -78,42 +96,78 @@ def make_train_step(model: PureModel, optimizer: optax.GradientTransformation, c
             "params": optax.apply_updates(state["params"], updates),
             "batch_stats": batch_stats,
             "opt_state": opt_state,
-            "step": state["step"] + 1,
+            "step": step + 1,
         }
+        first_bad = jnp.where((metrics["nonfinite_step"] < 0) & ~jnp.isfinite(ce), step + 1,
+                              metrics["nonfinite_step"])
         new_metrics = {
             "loss_sum": metrics["loss_sum"] + ce * batch_size,
             "correct": metrics["correct"] + jnp.sum(jnp.argmax(logits, -1) == labels),
             "count": metrics["count"] + batch_size,
+            "max_eps": jnp.maximum(metrics["max_eps"], jnp.max(eps)),
+            "nonfinite_step": first_bad,
         }
         return new_state, new_metrics
 
-    return jax.jit(train_step, donate_argnums=(0, 1))
+    out = parallel.replicated(mesh) if mesh is not None else None
+    return jax.jit(train_step, donate_argnums=(0, 1), out_shardings=out)
 
 
-def make_eval_fn(model: PureModel, batch_size: int):
-    """-> evaluate(variables, data: DeviceSplit) -> {"loss", "acc"} over the whole split.
+def make_epoch_permutation(data_key: jax.Array, steps_per_epoch: int, num_examples: int):
+    """-> perm(step) [N]: the order of the epoch containing `step`, from (seed, epoch), on device."""
+    @jax.jit
+    def perm(step):
+        return jax.random.permutation(jax.random.fold_in(data_key, step // steps_per_epoch), num_examples)
+    return perm
 
-    Every example counts (the last batch is padded and masked), in evaluation mode.
+
+def make_eval_fn(model: PureModel, batch_size: int, num_classes: int, mesh: Mesh | None = None, noise=None):
+    """-> evaluate(variables, data: DeviceSplit) -> dict of sums over the whole split.
+
+    Every example counts (the last batch is padded and masked), in evaluation mode. Always:
+    `count`, `loss` (clean CE) and `correct`. With an active `noise` (data.noise.LabelNoise),
+    normalized per evaluation batch in fixed order: `noisy`, `oracle`, `oracle_uniform`, and with
+    `noise.class_index >= 0` the same five restricted to that class, prefixed `class_`.
     """
+    constrain = _batch_constraint(mesh)
+    with_noise = noise is not None and noise.active
+    with_class = with_noise and noise.class_index >= 0
 
     def evaluate(variables, data: DeviceSplit):
         n = data.labels.shape[0]
         num_batches = -(-n // batch_size)
-        idx = jnp.arange(num_batches * batch_size)
-        mask = idx < n
-        idx = jnp.where(mask, idx, 0).reshape(num_batches, batch_size)
-        mask = mask.reshape(num_batches, batch_size)
+        pos = jnp.arange(num_batches * batch_size)
+        valid = (pos < n).reshape(num_batches, batch_size)
+        idx = jnp.where(pos < n, pos, 0).reshape(num_batches, batch_size)
 
         def one_batch(args):
-            batch_idx, batch_mask = args
-            images = standardize(data.images[batch_idx], data.mean, data.std)
-            labels = data.labels[batch_idx]
+            batch_idx, mask = args
+            images = constrain(standardize(data.images[batch_idx], data.mean, data.std))
+            labels = constrain(data.labels[batch_idx])
             logits = model.apply_fn(variables, images)
-            ce = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
-            correct = jnp.argmax(logits, -1) == labels
-            return jnp.sum(ce * batch_mask), jnp.sum(correct * batch_mask)
+            onehot = jax.nn.one_hot(labels, num_classes, dtype=jnp.float32)
+            terms = {"loss": noise_fit.soft_cross_entropy(onehot, logits),
+                     "correct": (jnp.argmax(logits, -1) == labels).astype(jnp.float32),
+                     "count": jnp.ones(labels.shape, jnp.float32)}
+            if with_noise:
+                noisy, _ = noise(images, onehot, mask)
+                t = noise_fit.per_example_terms(logits, onehot, noisy, noise.amplitude, num_classes)
+                terms.update(noisy=t["noisy"], oracle=t["oracle"], oracle_uniform=t["oracle_uniform"])
+            if with_class:
+                in_class = labels == noise.class_index
+                for k in ("loss", "noisy", "oracle", "oracle_uniform", "count"):
+                    terms[f"class_{k}"] = jnp.where(in_class, terms[k], 0.0)
+            return {k: jnp.sum(jnp.where(mask, v, 0.0)) for k, v in terms.items()}
 
-        loss_sums, correct = jax.lax.map(one_batch, (idx, mask))
-        return {"loss": loss_sums.sum() / n, "acc": correct.sum() / n}
+        sums = jax.lax.map(one_batch, (idx, valid))
+        return jax.tree.map(jnp.sum, sums)
 
-    return jax.jit(evaluate)
+    out = parallel.replicated(mesh) if mesh is not None else None
+    return jax.jit(evaluate, out_shardings=out)
+
+
+def _batch_constraint(mesh: Mesh | None):
+    if mesh is None or mesh.size == 1:
+        return lambda x: x
+    sharding = parallel.batch_sharded(mesh)
+    return lambda x: jax.lax.with_sharding_constraint(x, sharding)

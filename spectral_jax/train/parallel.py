@@ -1,0 +1,87 @@
+"""Data parallelism: one mesh over all devices (all processes) with a `data` axis.
+
+The train step is data-parallel in the pmap sense (parameters and optimizer state replicated,
+the batch split over `data`, gradients all-reduced), written as `jax.jit` with `NamedSharding`:
+the same code runs on one CPU, eight GPUs or a multi-host slice. Multi-process runs call
+`initialize_distributed` first; only process 0 writes files other than checkpoints.
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import numpy as np
+from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
+
+DATA_AXIS = "data"
+
+
+def initialize_distributed(coordinator: str | None = None, num_processes: int | None = None,
+                           process_id: int | None = None, timeout_s: int = 300) -> None:
+    """`jax.distributed.initialize`, from arguments or the environment (SLURM, TPU, ...).
+
+    Does nothing when no argument is given and the environment names no cluster. On CPU the
+    collectives go through gloo.
+    """
+    if coordinator is None and num_processes is None and not _cluster_env():
+        return
+    if jax.default_backend() == "cpu" or os.environ.get("JAX_PLATFORMS", "").startswith("cpu"):
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    kwargs = {"initialization_timeout": timeout_s}
+    if coordinator is not None:
+        kwargs.update(coordinator_address=coordinator, num_processes=num_processes, process_id=process_id)
+    jax.distributed.initialize(**kwargs)
+
+
+def _cluster_env() -> bool:
+    return any(k in os.environ for k in ("JAX_COORDINATOR_ADDRESS", "SLURM_NTASKS", "TPU_WORKER_HOSTNAMES"))
+
+
+def is_main_process() -> bool:
+    return jax.process_index() == 0
+
+
+def make_mesh() -> Mesh:
+    """A 1-D mesh over every device of every process, axis `data`, Auto sharding."""
+    return jax.make_mesh((jax.device_count(),), (DATA_AXIS,), axis_types=(AxisType.Auto,))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+    return NamedSharding(mesh, P())
+
+
+def batch_sharded(mesh: Mesh) -> NamedSharding:
+    return NamedSharding(mesh, P(DATA_AXIS))
+
+
+def put_replicated(tree, mesh: Mesh):
+    """Host arrays (identical on every process) -> arrays replicated on every device."""
+    sharding = replicated(mesh)
+    if jax.process_count() == 1:
+        return jax.device_put(tree, sharding)
+
+    def put(x):
+        x = np.asarray(x)
+        return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
+
+    return jax.tree.map(put, tree)
+
+
+def to_host(tree):
+    """Replicated device arrays -> numpy, on any process (reads the local copy)."""
+    def get(x):
+        if isinstance(x, jax.Array) and not x.is_fully_addressable:
+            return np.asarray(x.addressable_data(0))
+        return np.asarray(x)
+
+    return jax.tree.map(get, tree)
+
+
+def check_divisible(batch_size: int, what: str = "batch_size") -> None:
+    from spectral_jax.config import ConfigError
+
+    n = jax.device_count()
+    if batch_size % n:
+        raise ConfigError(f"{what}={batch_size} is not divisible by the {n} devices of the data-parallel mesh; "
+                          f"use a multiple of {n}.")
