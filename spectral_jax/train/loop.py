@@ -132,7 +132,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
                                           schedule.steps_per_epoch, mesh, batch_fn)
     epoch_perm = step_lib.make_epoch_permutation(keys["data"], schedule.steps_per_epoch, len(train_split))
     evaluate = step_lib.make_eval_fn(model, config.eval_batch_size, dataset.num_classes, mesh, noise)
-    lr_at = optimizer_lib.cosine_schedule(config.lr, schedule.total_steps)
+    new_metrics = jax.jit(step_lib.zero_metrics, out_shardings=parallel.replicated(mesh))
     ckpt = checkpoints.Checkpointer(workdir, keep=config.ckpt_keep,
                                     permanent_every=config.ckpt_every_epochs * schedule.steps_per_epoch)
     writer = MetricsWriter(workdir, records, enabled=main)
@@ -141,36 +141,23 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
     stopped_early = ""
     try:
         for epoch in range(start_step // schedule.steps_per_epoch, schedule.epochs):
-            t0 = time.perf_counter()
-            first, last = epoch * schedule.steps_per_epoch, schedule.epoch_end(epoch)
-            perm = epoch_perm(state["step"])
-            metrics = parallel.put_replicated(step_lib.zero_metrics(), mesh)
-            bar.set_description(f"epoch {epoch + 1}/{schedule.epochs}")
-            with jax.transfer_guard("disallow"):  # the hot loop hands the devices nothing
-                for _ in range(last - first):
-                    state, metrics = train_step(state, metrics, train, perm, step_key, aux)
-                    bar.update(1)
-            m = parallel.to_host(metrics)
-            if m["nonfinite_step"] >= 0:
-                raise FloatingPointError(
-                    f"The training loss became NaN/Inf at step {int(m['nonfinite_step'])} (epoch {epoch + 1}); "
-                    f"stopping. The last good checkpoint is kept in {checkpoints.checkpoint_dir(workdir)}"
-                    f" (step {done[-1] if done else 'none'}).")
-            train_seconds = time.perf_counter() - t0
-            variables = {"params": state["params"], "batch_stats": state["batch_stats"]}
-            record = {"epoch": epoch + 1, "step": last, "lr": float(lr_at(last - 1)),
-                      "train_loss": float(m["loss_sum"] / m["count"]), "train_acc": float(m["correct"] / m["count"])}
-            record.update(_eval_record(evaluate, variables, test, "test", noise))
-            if noise is not None and noise.active:
-                record.update(_eval_record(evaluate, variables, train, "train", noise))
-                record["max_epsilon"] = float(m["max_eps"])
-            if extra is not None:
-                record.update(_eval_record(evaluate, variables, extra, "extra", None))
-                record["effective_robustness"] = effective_robustness(record["extra_acc"], record["test_acc"])
-            record["seconds"] = time.perf_counter() - t0
-            record["images_per_second"] = float(m["count"]) / train_seconds
-            ckpt.save(last, state)
-            done.append(last)
+            # The whole epoch runs with implicit transfers disallowed: the steps take everything
+            # from the devices, and results come back only through explicit device_get.
+            with jax.transfer_guard("disallow"):
+                record, state = _run_epoch(
+                    epoch, state, schedule, config.lr, bar, epoch_perm, new_metrics, done, workdir,
+                    lambda st, me, perm: train_step(st, me, train, perm, step_key, aux))
+                variables = {"params": state["params"], "batch_stats": state["batch_stats"]}
+                record.update(_eval_record(evaluate, variables, test, "test", noise, ""))
+                if noise is not None and noise.active:
+                    record.update(_eval_record(evaluate, variables, train, "train_eval", noise, "train_"))
+                if extra is not None:
+                    record.update(_eval_record(evaluate, variables, extra, "extra", None, ""))
+                    record["effective_robustness"] = effective_robustness(record["extra_acc"], record["test_acc"])
+            record["seconds"] = time.perf_counter() - record.pop("_t0")
+            with jax.transfer_guard("allow"):  # checkpointing is a deliberate device->host copy
+                ckpt.save(record["step"], state)
+            done.append(record["step"])
             writer.write(record)
             bar.set_postfix(loss=f"{record['train_loss']:.3f}", acc=f"{record['train_acc']:.3f}",
                             test_acc=f"{record['test_acc']:.3f}", img_s=f"{record['images_per_second']:.0f}")
@@ -191,6 +178,30 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
     return summary
 
 
+def _run_epoch(epoch: int, state, schedule, lr: float, bar, epoch_perm, new_metrics, done: list[int], workdir,
+               step_fn):
+    """Runs the steps of 0-based `epoch`; -> (record with the training metrics, state)."""
+    t0 = time.perf_counter()
+    first, last = epoch * schedule.steps_per_epoch, schedule.epoch_end(epoch)
+    metrics, perm = new_metrics(), epoch_perm(state["step"])
+    bar.set_description(f"epoch {epoch + 1}/{schedule.epochs}")
+    for _ in range(last - first):
+        state, metrics = step_fn(state, metrics, perm)
+        bar.update(1)
+    m = parallel.to_host(metrics)
+    seconds = time.perf_counter() - t0
+    if m["nonfinite_step"] >= 0:
+        raise FloatingPointError(
+            f"The training loss became NaN/Inf at step {int(m['nonfinite_step'])} (epoch {epoch + 1}); stopping. "
+            f"The last good checkpoint is kept: {checkpoints.checkpoint_dir(workdir)}/{done[-1] if done else '(none)'}.")
+    record = {"epoch": epoch + 1, "step": last, "lr": optimizer_lib.cosine_lr(lr, last - 1, schedule.total_steps),
+              "train_loss": float(m["loss_sum"] / m["count"]), "train_acc": float(m["correct"] / m["count"]),
+              "images_per_second": float(m["count"]) / seconds, "_t0": t0}
+    if m["max_eps"] > 0:
+        record["max_epsilon"] = float(m["max_eps"])
+    return record, state
+
+
 def _make_noise(config, dataset, train: step_lib.DeviceSplit):
     """The run's label noise (None when off) and what to log about it once."""
     if config.noise.type == "none":
@@ -201,15 +212,14 @@ def _make_noise(config, dataset, train: step_lib.DeviceSplit):
     return noise, {"noise_feature_std": g_std, "noise_frequency_absolute": noise.frequency}
 
 
-def _eval_record(evaluate, variables, data, prefix: str, noise) -> dict:
-    """Means of the evaluation sums, named `{prefix}_loss`, `{prefix}_acc` and, for noise runs,
-    the noise-fitting keys (`clean_loss`, ... for the test set; `train_clean_loss`, ... for train)."""
+def _eval_record(evaluate, variables, data, name: str, noise, nf: str) -> dict:
+    """Means of the evaluation sums: `{name}_loss`, `{name}_acc` and, with active noise, the
+    noise-fitting keys prefixed `nf` (`clean_loss`, ... on the test set; `train_clean_loss`, ...)."""
     s = parallel.to_host(evaluate(variables, data))
     n = float(s["count"])
-    out = {f"{prefix}_loss": float(s["loss"]) / n, f"{prefix}_acc": float(s["correct"]) / n}
-    if noise is None or not noise.active or prefix not in ("test", "train"):
+    out = {f"{name}_loss": float(s["loss"]) / n, f"{name}_acc": float(s["correct"]) / n}
+    if noise is None or not noise.active:
         return out
-    nf = "" if prefix == "test" else "train_"
     out.update(_noise_keys(nf, s, ""))
     if noise.class_index >= 0:
         out.update(_noise_keys(nf + "class_", s, "class_"))

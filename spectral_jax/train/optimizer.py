@@ -3,6 +3,8 @@ momentum and a per-step cosine schedule whose step index counts from 1."""
 
 from __future__ import annotations
 
+import math
+
 import jax.numpy as jnp
 import optax
 
@@ -18,6 +20,11 @@ def cosine_schedule(lr: float, total_steps: int) -> optax.Schedule:
         return 0.5 * lr * (1.0 + jnp.cos(jnp.pi * (count + 1) / total_steps))
 
     return schedule
+
+
+def cosine_lr(lr: float, count: int, total_steps: int) -> float:
+    """The same schedule on the host, in Python floats (for logging)."""
+    return 0.5 * lr * (1.0 + math.cos(math.pi * (count + 1) / total_steps))
 
 
 def make_optimizer(config, total_steps: int) -> optax.GradientTransformation:

@@ -69,13 +69,11 @@ def put_replicated(tree, mesh: Mesh):
 
 
 def to_host(tree):
-    """Replicated device arrays -> numpy, on any process (reads the local copy)."""
-    def get(x):
-        if isinstance(x, jax.Array) and not x.is_fully_addressable:
-            return np.asarray(x.addressable_data(0))
-        return np.asarray(x)
+    """Replicated device arrays -> numpy, on any process (an explicit copy of the local replica)."""
+    def local(x):
+        return x.addressable_data(0) if isinstance(x, jax.Array) and not x.is_fully_addressable else x
 
-    return jax.tree.map(get, tree)
+    return jax.device_get(jax.tree.map(local, tree))
 
 
 def check_divisible(batch_size: int, what: str = "batch_size") -> None:
