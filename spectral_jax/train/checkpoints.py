@@ -80,6 +80,32 @@ def restore_state(workdir: str | Path, step: int, abstract_state: dict[str, Any]
     return {**got["variables"], **got["train"]}
 
 
+def restore_latest_state(workdir: str | Path, abstract_state: dict[str, Any]) -> tuple[int, dict[str, Any] | None]:
+    """(step, state) of the newest checkpoint that restores; damaged ones are skipped with a
+    warning naming them. (0, None) when there is none."""
+    for step in reversed(valid_steps(workdir)):
+        try:
+            return step, restore_state(workdir, step, abstract_state)
+        except Exception as e:  # noqa: BLE001 - any failure to read means "damaged"
+            warnings.warn(f"Skipping damaged checkpoint {checkpoint_dir(workdir) / str(step)} "
+                          f"({type(e).__name__}: {str(e)[:200]}); using an earlier one.", stacklevel=2)
+    return 0, None
+
+
+def set_aside_after(workdir: str | Path, step: int) -> list[Path]:
+    """Renames step directories newer than `step` (damaged or unfinished ones that resuming
+    skipped) to `damaged_<step>_<n>`, so new saves can use their step numbers; nothing is deleted."""
+    moved, root = [], checkpoint_dir(workdir)
+    for s in step_dirs(workdir):
+        if s > step:
+            n = 0
+            while (root / f"damaged_{s}_{n}").exists():
+                n += 1
+            (root / str(s)).rename(root / f"damaged_{s}_{n}")
+            moved.append(root / f"damaged_{s}_{n}")
+    return moved
+
+
 def restore_variables(workdir: str | Path, step: int, abstract_variables: dict[str, Any]) -> dict[str, Any]:
     """Only {"params", "batch_stats"} at `step` (what analysis needs)."""
     return _restore(workdir, step, variables=abstract_variables)["variables"]

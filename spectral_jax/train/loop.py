@@ -102,21 +102,24 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
     optimizer = optimizer_lib.make_optimizer(config, schedule.total_steps)
     state = step_lib.init_state(variables, optimizer)
 
-    start_step, records = 0, io.read_jsonl(workdir / "metrics.jsonl")
-    done = checkpoints.valid_steps(workdir)
-    if done:
-        start_step = done[-1]
+    records = io.read_jsonl(workdir / "metrics.jsonl")
+    start_step, restored = checkpoints.restore_latest_state(workdir, jax.eval_shape(lambda: state))
+    if restored is not None:
         if start_step % schedule.steps_per_epoch and start_step != schedule.total_steps:
             raise ValueError(f"Checkpoint step {start_step} is not at an epoch boundary "
                              f"({schedule.steps_per_epoch} steps per epoch): was the config changed?")
-        state = checkpoints.restore_state(workdir, start_step, jax.eval_shape(lambda: state))
-        records = [r for r in records if r["step"] <= start_step]
+        state = restored
+    records = [r for r in records if r["step"] <= start_step]
+    done = [start_step] if restored is not None else []
     previous_summary = io.read_json(workdir / "summary.json") if (workdir / "summary.json").exists() else None
     if done and previous_summary and previous_summary.get("last_step") == start_step:
         log(f"{workdir}: already finished (step {start_step}); nothing to do.")
         return previous_summary
     if start_step:
         log(f"{workdir}: resuming from step {start_step} (epoch {start_step // schedule.steps_per_epoch}).")
+    if main:
+        for path in checkpoints.set_aside_after(workdir, start_step):
+            log(f"set aside the damaged checkpoint as {path}")
 
     train = step_lib.DeviceSplit.put(train_split, dataset.mean, dataset.std, mesh)
     test = step_lib.DeviceSplit.put(dataset.split("test"), dataset.mean, dataset.std, mesh)

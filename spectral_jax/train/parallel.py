@@ -26,8 +26,8 @@ def initialize_distributed(coordinator: str | None = None, num_processes: int | 
     """
     if coordinator is None and num_processes is None and not _cluster_env():
         return
-    if jax.default_backend() == "cpu" or os.environ.get("JAX_PLATFORMS", "").startswith("cpu"):
-        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    # Only affects CPU devices (and must not query the backend: that would initialize it).
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
     kwargs = {"initialization_timeout": timeout_s}
     if coordinator is not None:
         kwargs.update(coordinator_address=coordinator, num_processes=num_processes, process_id=process_id)
@@ -62,6 +62,8 @@ def put_replicated(tree, mesh: Mesh):
         return jax.device_put(tree, sharding)
 
     def put(x):
+        if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+            return jax.random.wrap_key_data(put(jax.random.key_data(x)), impl=jax.random.key_impl(x))
         x = np.asarray(x)
         return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
 
