@@ -41,9 +41,13 @@ def run_config(workdir: str, overrides):
 
 
 def cmd_train(args, overrides) -> None:
+    from spectral_jax.train import parallel
+
+    config = load_config(args.config, overrides)  # a bad config fails before joining the cluster
+    parallel.initialize_distributed(args.coordinator, args.num_processes, args.process_id)
     from spectral_jax.train import train_and_evaluate
 
-    train_and_evaluate(load_config(args.config, overrides), args.workdir)
+    train_and_evaluate(config, args.workdir)
 
 
 def cmd_analyze(args, overrides) -> None:
@@ -109,6 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a config into a run directory (resumes a partial run)")
     p.add_argument("--config", required=True, help="configs/FILE.py[:ARG]")
     p.add_argument("--workdir", required=True)
+    g = p.add_argument_group("multi-process (otherwise taken from the environment: SLURM, TPU, ...)")
+    g.add_argument("--coordinator", help="HOST:PORT of process 0")
+    g.add_argument("--num_processes", type=int)
+    g.add_argument("--process_id", type=int)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("analyze", help="interpolation spectra at every checkpoint of a run")

@@ -70,3 +70,35 @@ def test_two_processes_train_together(tmp_path, one_device):
     assert_same_params(p0, p1, rtol=0, atol=0)  # the processes agree exactly
     assert_same_params(p0, one_device[0])  # and with one device, up to reduction order
     assert (tmp_path / "run" / "metrics.jsonl").exists()  # written by process 0
+
+
+ANALYSIS_SCRIPT = """
+import jax, numpy as np
+from spectral_jax import models
+from spectral_jax.config import base_config
+from spectral_jax.data import load_dataset
+from spectral_jax.spectral import LineEvaluator, select_lines
+from spectral_jax.train import parallel
+ds = load_dataset("digits"); test = ds.split("test")
+model, variables = models.create_model(base_config(), ds.image_shape, 10, jax.random.key(0))
+variables = jax.tree.map(lambda x: x + 0.01 * np.sign(np.sin(np.arange(x.size))).reshape(x.shape), variables)
+lines = select_lines(test.labels, 3, 1)
+mesh = parallel.make_mesh()
+ev = LineEvaluator(model.apply_fn, 16, chunk_lines=8, mesh=mesh)
+out = ev(variables, parallel.put_replicated(test.images, mesh), lines.pairs, ds.mean, ds.std)
+np.savez(OUT, devices=jax.device_count(), chunk=ev.chunk_lines, **{k: v for k, v in out.items()})
+"""
+
+
+@pytest.mark.parametrize("devices", [4])
+def test_analysis_shards_lines_over_devices(tmp_path, devices):
+    outs = {}
+    for n in (1, devices):
+        env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=f"--xla_force_host_platform_device_count={n}")
+        out = tmp_path / f"a{n}.npz"
+        subprocess.run([sys.executable, "-c", f"OUT = {str(out)!r}\n" + ANALYSIS_SCRIPT], env=env, check=True,
+                       timeout=120, capture_output=True)
+        outs[n] = dict(np.load(out))
+    assert int(outs[devices]["devices"]) == devices and int(outs[devices]["chunk"]) % devices == 0
+    for k in ("logits", "hf_power", "max_grad", "r_end"):
+        np.testing.assert_allclose(outs[devices][k], outs[1][k], rtol=1e-4, atol=1e-6, err_msg=k)

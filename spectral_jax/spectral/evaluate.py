@@ -15,6 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
 from spectral_jax.data import standardize
 from spectral_jax.spectral import spectrum
 
@@ -22,7 +24,8 @@ ApplyFn = Callable[[Any, jax.Array], jax.Array]
 
 # Lines per chunk when `chunk_lines=0`. Measured with benchmarks/analysis_chunks.py: on a
 # 2-core CPU small batches win (cache-sized); accelerators want large batches.
-DEFAULT_CHUNK_LINES = {"cpu": 4, "gpu": 64, "tpu": 64}
+DEFAULT_CHUNK_LINES = {"cpu": 4, "gpu": 64, "tpu": 64}  # per device
+DATA_AXIS = "data"  # the mesh axis of spectral_jax.train.parallel
 
 
 def default_chunk_lines() -> int:
@@ -36,17 +39,24 @@ class LineEvaluator:
     `trace_count` counts how often the chunk function was traced (compiled).
     """
 
-    def __init__(self, apply_fn: ApplyFn, num_points: int, chunk_lines: int = 0, mode: str = "detrended"):
+    def __init__(self, apply_fn: ApplyFn, num_points: int, chunk_lines: int = 0, mode: str = "detrended",
+                 mesh: Mesh | None = None):
         if num_points < 8:
             raise ValueError(f"num_points must be >= 8, got {num_points}.")
         spectrum.line_positions(num_points, mode)  # validates mode
         self.apply_fn, self.num_points, self.mode = apply_fn, num_points, mode
-        self.chunk_lines = chunk_lines or default_chunk_lines()
+        # With a mesh, each chunk's lines are split over the `data` axis (a multiple of its size).
+        self.mesh = mesh if mesh is not None and mesh.size > 1 else None
+        n = self.mesh.size if self.mesh is not None else 1
+        per_device = chunk_lines or default_chunk_lines()
+        self.chunk_lines = -(-per_device // n) * n if chunk_lines else per_device * n
         self.trace_count = 0
         self._chunk = jax.jit(self._chunk_impl)
 
     def _chunk_impl(self, variables, images, mean, std, pairs):
         self.trace_count += 1  # runs only while tracing
+        if self.mesh is not None:
+            pairs = jax.lax.with_sharding_constraint(pairs, NamedSharding(self.mesh, P(DATA_AXIS)))
         x = images if mean is None else standardize(images, mean, std)
         x0, x1 = x[pairs[:, 0]].astype(jnp.float32), x[pairs[:, 1]].astype(jnp.float32)
         points = spectrum.line_points(x0, x1, self.num_points, self.mode)  # [C, M, H, W, C]

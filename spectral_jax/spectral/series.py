@@ -22,7 +22,7 @@ from spectral_jax import data as data_lib
 from spectral_jax import io, models
 from spectral_jax.spectral import lines as lines_lib
 from spectral_jax.spectral.evaluate import LineEvaluator
-from spectral_jax.train import checkpoints
+from spectral_jax.train import checkpoints, parallel
 
 ANALYSIS_NAME = "interpolation"
 SUMMARY_COLUMNS = (
@@ -58,8 +58,9 @@ def analyze_run(workdir: str | Path, config: ml_collections.ConfigDict | None = 
     split = dataset.split(a.split)
     lines = lines_lib.select_lines(split.labels, a.pairs_per_class, a.pairs_per_class_pair)
     model, abstract = models.create_model(config, dataset.image_shape, dataset.num_classes)
-    evaluator = LineEvaluator(model.apply_fn, a.num_points, a.chunk_lines, a.mode)
-    images = jax.device_put(split.images)
+    mesh = parallel.make_mesh()
+    evaluator = LineEvaluator(model.apply_fn, a.num_points, a.chunk_lines, a.mode, mesh=mesh)
+    images = parallel.put_replicated(split.images, mesh)
     settings = {k: a[k] for k in SETTINGS}
     out_dir = analysis_dir(workdir)
 

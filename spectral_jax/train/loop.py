@@ -158,6 +158,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
                     record.update(_eval_record(evaluate, variables, extra, "extra", None, ""))
                     record["effective_robustness"] = effective_robustness(record["extra_acc"], record["test_acc"])
             record["seconds"] = time.perf_counter() - record.pop("_t0")
+            record["time"] = time.time()  # wall clock at the end of the epoch (throughput over epochs)
             with jax.transfer_guard("allow"):  # checkpointing is a deliberate device->host copy
                 ckpt.save(record["step"], state)
             done.append(record["step"])

@@ -24,7 +24,12 @@ def initialize_distributed(coordinator: str | None = None, num_processes: int | 
     Does nothing when no argument is given and the environment names no cluster. On CPU the
     collectives go through gloo.
     """
-    if coordinator is None and num_processes is None and not _cluster_env():
+    given = [x is not None for x in (coordinator, num_processes, process_id)]
+    if any(given) and not all(given):
+        from spectral_jax.config import ConfigError
+
+        raise ConfigError("Give all of --coordinator, --num_processes and --process_id, or none of them.")
+    if not any(given) and not _cluster_env():
         return
     # Only affects CPU devices (and must not query the backend: that would initialize it).
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
