@@ -145,3 +145,28 @@ def test_the_epoch_loop_runs_under_a_transfer_guard(tmp_path, smoke_config, monk
     monkeypatch.setattr(step_lib, "make_train_step", leaky)
     with pytest.raises(Exception, match="Disallowed host-to-device transfer"):
         loop.train_and_evaluate(smoke_config, tmp_path / "run", quiet=True)
+
+
+def test_extra_split_accuracy_and_effective_robustness(tmp_path, smoke_config, monkeypatch, digits):
+    """A dataset with an `extra` split (CIFAR-10.1 for CIFAR-10) gets its accuracy and the
+    effective robustness ER = acc_extra - sigmoid(0.8318 logit(acc_test) - 0.4736) every epoch."""
+    import dataclasses
+    import math
+
+    from spectral_jax import data as data_lib
+
+    with_extra = dataclasses.replace(digits, splits={**digits.splits, "extra": digits.split("test")})
+    monkeypatch.setitem(data_lib.SOURCES, "digits", lambda data_dir: with_extra)
+    summary = loop.train_and_evaluate(smoke_config, tmp_path / "run", quiet=True)
+    for r in io.read_jsonl(tmp_path / "run" / "metrics.jsonl"):
+        assert r["extra_acc"] == r["test_acc"]  # the same images
+        z = 0.8318 * math.log(r["test_acc"] / (1 - r["test_acc"])) - 0.4736
+        assert r["effective_robustness"] == pytest.approx(r["extra_acc"] - 1 / (1 + math.exp(-z)), abs=1e-12)
+    assert summary["final_effective_robustness"] == r["effective_robustness"]
+
+
+def test_partial_distributed_flags_are_an_error():
+    from spectral_jax.train import parallel
+
+    with pytest.raises(config_lib.ConfigError, match="--coordinator, --num_processes and --process_id"):
+        parallel.initialize_distributed("127.0.0.1:1234", None, None)

@@ -126,6 +126,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
     extra = (step_lib.DeviceSplit.put(dataset.split("extra"), dataset.mean, dataset.std, mesh)
              if "extra" in dataset.splits else None)
     noise, noise_info = _make_noise(config, dataset, train)
+    if noise_info:
+        log(f"noise {config.noise.type}: std of g(x) over the training set {noise_info['noise_feature_std']:.4g}; "
+            f"frequency {noise_info['noise_frequency_absolute']:.4g} cycles per unit of g")
     batch_fn = batch_lib.make_batch_fn(config, dataset.num_classes, noise=noise,
                                        teacher=teacher[0] if teacher else None)
     aux = parallel.put_replicated({"teacher": teacher[1]} if teacher else {}, mesh)
@@ -178,7 +181,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
     summary = _summary(config, writer.records, schedule, noise_info, stopped_early)
     if main:
         io.write_json(workdir / "summary.json", summary)
-    log(f"{workdir}: trained to step {summary['last_step']}; test accuracy {summary['final_test_acc']:.4f}.")
+    log(f"{workdir}: trained to step {summary['last_step']}; test accuracy {summary['final_test_acc']:.4f}"
+        + (f"; largest eps {summary['max_epsilon']:.3f}" if "max_epsilon" in summary else "") + ".")
     return summary
 
 
