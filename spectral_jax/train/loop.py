@@ -69,7 +69,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
     """Trains `config` in `workdir` (resuming if it holds a partial run). Returns summary.json's dict."""
     workdir = Path(workdir)
     config_lib.validate(config)
-    dataset = data_lib.load_dataset(config.dataset, config.data_dir)
+    dataset = data_lib.load_dataset(config.dataset, config.data_dir, config.train_size)
     schedule = config_lib.resolve_schedule(config, len(dataset.split("train")))
     workdir.mkdir(parents=True, exist_ok=True)
     prepare_workdir(config, workdir)
