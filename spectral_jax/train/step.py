@@ -1,8 +1,8 @@
 """Pure training and evaluation steps, jitted once per run.
 
 The train state is a plain dict pytree `{"params", "batch_stats", "opt_state", "step"}`.
-A step gathers its batch from the device-resident uint8 split by index, standardizes it on
-the device, and accumulates epoch metrics on the device (read once per epoch).
+A step gathers its batch from the device-resident uint8 split by index, standardizes and
+augments it on the device, and accumulates epoch metrics on the device (read once per epoch).
 """
 
 from __future__ import annotations
@@ -14,9 +14,11 @@ import jax.numpy as jnp
 import optax
 
 from spectral_jax.data import standardize
+from spectral_jax.data.augment import make_augment_fn
 from spectral_jax.models import PureModel
 
 TrainState = dict[str, Any]
+AUGMENT_KEY = 0x61756700  # fold_in tag of the augmentation key, apart from the model's use of step_key
 
 
 class DeviceSplit(NamedTuple):
@@ -65,6 +67,9 @@ def make_train_step(model: PureModel, optimizer: optax.GradientTransformation, c
         labels = data.labels[idx]
         targets = jax.nn.one_hot(labels, num_classes, dtype=jnp.float32)
         step_key = jax.random.fold_in(key, state["step"])
+        # On-device augmentation (identity when config.augment is all off); its own key stream.
+        augment = make_augment_fn(config, data.images.shape[1:], num_classes, data.mean, data.std)
+        images, targets = augment(jax.random.fold_in(step_key, AUGMENT_KEY), images, targets)
 
         def loss_fn(params):
             variables = {"params": params, "batch_stats": state["batch_stats"]}
