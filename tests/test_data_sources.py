@@ -377,3 +377,18 @@ def test_prepare_cli_reports_missing_tensorflow(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(prepare, "tensorflow_available", lambda: False)
     assert cli.main(["prepare", "svhn_cropped", "--data_dir", str(tmp_path)]) == 2
     assert "needs TensorFlow" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------
+# configs/cifar10.py
+
+
+@pytest.mark.parametrize("arg", ["", "cpu", "smoke"])
+def test_cifar10_config_validates(arg):
+    from spectral_jax.config import load_config_file, validate
+
+    c = load_config_file(str(REPO / "configs" / "cifar10.py") + (f":{arg}" if arg else ""))
+    validate(c)
+    assert c.dataset == "cifar10" and c.augment.flip_crop and c.augment.cutout == 16
+    assert c.augment.policy == "none" and c.augment.mixup_alpha == 0
+
