@@ -278,6 +278,7 @@ def test_imagenet_stream_from_array_record(fake_dir):
     assert np.abs(first.images[0].astype(int) - ref.astype(int)).mean() < 6
 
     # Training: full batches only, order and crops a function of (seed, epoch).
+    assert train.take([3, 1]).images.shape == (2, 24, 24, 3)  # analysis: centre crops, any split
     e0 = [b for b in train.batches(5, seed=1, epoch=0)]
     assert len(e0) == 2 and all(b.mask.all() for b in e0)
     e0_again = list(train.batches(5, seed=1, epoch=0))

@@ -168,6 +168,7 @@ def apply_policy(key: jax.Array, images: jax.Array, mean: jax.Array, std: jax.Ar
                  policy_image: Callable) -> jax.Array:
     """De-standardize to integer pixels 0..255, run `policy_image(key, pixels, valid)` on each
     image, re-standardize; pixels left invalid (alpha 0) become 0, the mean colour."""
+    # Rounded: the reference truncates, which float error turns into value - 1 for some pixels.
     pixels = jnp.clip(jnp.round((images * std + mean) * 255.0), 0.0, 255.0)
     valid = jnp.ones(images.shape[:3], images.dtype)
     keys = jax.random.split(key, images.shape[0])

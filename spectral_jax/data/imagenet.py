@@ -89,11 +89,12 @@ class StreamSplit:
             self._labels = np.fromiter((int(self.source[i]["label"]) for i in range(len(self))), np.int32, len(self))
         return self._labels
 
-    def example(self, index: int, rng: np.random.Generator | None) -> tuple[np.ndarray, int]:
-        """(uint8 [S, S, 3], label) of one example; `rng` draws the training crop and flip."""
+    def example(self, index: int, rng: np.random.Generator | None = None) -> tuple[np.ndarray, int]:
+        """(uint8 [S, S, 3], label) of one example: with `rng`, the training crop and flip drawn
+        from it; without, the evaluation centre crop."""
         record = self.source[int(index)]
         image = decode(record["image"], self.image_size)
-        if self.train:
+        if rng is not None:
             out = random_resized_crop(image, self.image_size, rng)
             if rng.random() < 0.5:
                 out = out[:, ::-1]
@@ -104,7 +105,7 @@ class StreamSplit:
     def take(self, indices: Sequence[int]) -> Split:
         """Chosen examples as an in-memory `Split` (evaluation preprocessing), e.g. for line pairs."""
         with ThreadPoolExecutor(self.num_workers) as pool:
-            examples = list(pool.map(lambda i: self.example(i, None), indices))
+            examples = list(pool.map(self.example, indices))
         images = np.stack([e[0] for e in examples]) if examples else np.zeros((0, *self.image_shape), np.uint8)
         return Split(images, np.array([e[1] for e in examples], np.int32))
 
