@@ -1,7 +1,8 @@
-"""`spectral-jax demo|train|analyze|report`: flags only; the work is in library functions.
+"""`spectral-jax demo|train|analyze|report|prepare`: flags only; the work is in library functions.
 
-Every subcommand takes `--config.KEY=VALUE` overrides. `train` and `demo` read a config file
-(`--config=configs/FILE.py[:ARG]`); `analyze` and `report` read WORKDIR/config.json.
+Every subcommand but `prepare` takes `--config.KEY=VALUE` overrides. `train` and `demo` read a
+config file (`--config=configs/FILE.py[:ARG]`); `analyze` and `report` read WORKDIR/config.json;
+`prepare NAME` builds a tfds dataset once, in the array_record format runs read.
 """
 
 from __future__ import annotations
@@ -82,6 +83,14 @@ def cmd_demo(args, overrides) -> None:
           f"(report/hf_vs_step.png, report/spectra.png, analysis/interpolation/summary.csv)")
 
 
+def cmd_prepare(args, overrides) -> None:
+    from spectral_jax.data.prepare import prepare
+
+    if overrides:
+        raise config_lib.ConfigError("prepare takes no --config overrides; use: spectral-jax prepare NAME [--data_dir D].")
+    prepare(args.name, args.data_dir)
+
+
 def format_table(rows: list[dict]) -> str:
     """One line per analysed step: test accuracy, hf_power and max_grad within / between."""
     by_step: dict[float, dict] = {}
@@ -126,6 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="figures and summary.json from a run's analysis")
     p.add_argument("--workdir", required=True)
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("prepare", help="build a tfds dataset (cifar10, cifar10_1, cifar100, svhn_cropped, "
+                                       "imagenet2012) in array_record format; needs the [prepare] extra and network")
+    p.add_argument("name")
+    p.add_argument("--data_dir", default="", help="where to build it (default: tfds' own, ~/tensorflow_datasets)")
+    p.set_defaults(func=cmd_prepare)
     return parser
 
 

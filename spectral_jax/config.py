@@ -29,6 +29,7 @@ class ConfigError(ValueError):
 ANALYSIS_MODES = ("detrended", "reference")
 ANALYSIS_SPLITS = ("test", "train")
 DTYPES = ("float32", "bfloat16")
+AUGMENT_POLICIES = ("none", "autoaugment", "randaugment")
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -36,6 +37,7 @@ def base_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.dataset = "digits"
     c.data_dir = ""  # "" = the source's own default location
+    c.train_size = 0  # training examples (PAPER_SPEC §4); 0 = all, else the rest becomes `val`
     c.model = "cnn"
     c.dtype = "float32"  # compute dtype; parameters stay float32
 
@@ -69,6 +71,23 @@ def base_config() -> ml_collections.ConfigDict:
     c.noise.seed = 0  # for "random"
     c.noise.class_index = -1  # -1 = all classes
     c.noise.min_after_epoch = 0  # burn-in for min_noise_fitting_after_burn_in
+
+    # On-device augmentation (PAPER_SPEC §5), all off by default. Order: image_freq -> mixup
+    # (batch level) -> policy -> crop -> flip -> cutout. The reference baseline is
+    # flip_crop=True, cutout=16.
+    c.augment = ml_collections.ConfigDict()
+    c.augment.flip_crop = False  # zero-pad 4, random crop (offsets 0..7), horizontal flip p=0.5
+    c.augment.cutout = 0  # side of the zeroed square, clipped at the borders; 0 = off
+    c.augment.mixup_alpha = 0.0  # lambda ~ Beta(alpha, alpha) per batch; 0 = off
+    c.augment.policy = "none"  # or "autoaugment" (95 CIFAR sub-policies) or "randaugment"
+    c.augment.randaugment_num_ops = 3  # ops per image, uniform with replacement from 14
+    c.augment.randaugment_magnitude = 4  # level on the 0..10 scale
+    c.augment.reference_pipeline_bug = False  # True: discard the policy output when flip_crop is on (§8.6)
+    c.augment.image_freq = ml_collections.ConfigDict()  # f / 1/f image-frequency augmentation (§2.4)
+    c.augment.image_freq.probability = 0.0  # share of examples perturbed; 0 = off
+    c.augment.image_freq.magnitude = 4.0  # L2 norm of the added pattern, standardized units
+    c.augment.image_freq.f_fraction = 0.5  # share of perturbed examples that get "f" (the rest "1/f")
+    c.augment.image_freq.amplitude = 0.5  # uniform label smoothing of perturbed examples
 
     # Checkpoints at the end of every epoch: the latest `ckpt_keep` are kept, plus a permanent
     # one every `ckpt_every_epochs` epochs (1 = keep every epoch, for training-time studies).
@@ -218,11 +237,12 @@ def validate(config: ml_collections.ConfigDict) -> None:
         if not (isinstance(config[key], (int, float)) and config[key] >= 0 and math.isfinite(config[key])):
             raise ConfigError(f"Config key {key!r} must be a finite number >= 0, got {config[key]!r}.")
     for key in ("label_smoothing", "distillation_alpha"):
-        if not 0.0 <= config[key] <= 1.0:
-            raise ConfigError(f"Config key {key!r} must be in [0, 1], got {config[key]!r}.")
+        _number_in(key, config[key], 0.0, 1.0)
     if config.teacher_workdir and not (Path(config.teacher_workdir) / "config.json").exists():
         raise ConfigError(f"teacher_workdir {config.teacher_workdir!r} is not a run directory (no config.json).")
     _validate_noise(config.noise)
+    _positive("train_size", config.train_size, allow_zero=True)
+    _validate_augment(config.augment)
     a = config.analysis
     _choice("analysis.mode", a.mode, ANALYSIS_MODES)
     _choice("analysis.split", a.split, ANALYSIS_SPLITS)
@@ -246,6 +266,29 @@ def _validate_noise(n) -> None:
     if not (isinstance(n.class_index, int) and n.class_index >= -1):
         raise ConfigError(f"noise.class_index must be -1 (all classes) or a class index, got {n.class_index!r}.")
     _positive("noise.min_after_epoch", n.min_after_epoch, allow_zero=True)
+
+
+def _validate_augment(g: ml_collections.ConfigDict) -> None:
+    for key in ("flip_crop", "reference_pipeline_bug"):
+        if not isinstance(g[key], bool):
+            raise ConfigError(f"Config key 'augment.{key}' must be true or false, got {g[key]!r}.")
+    _positive("augment.cutout", g.cutout, allow_zero=True)
+    _number_in("augment.mixup_alpha", g.mixup_alpha, 0.0, math.inf)
+    _choice("augment.policy", g.policy, AUGMENT_POLICIES)
+    _positive("augment.randaugment_num_ops", g.randaugment_num_ops)
+    _number_in("augment.randaugment_magnitude", g.randaugment_magnitude, 0.0, 10.0)
+    f = g.image_freq
+    _number_in("augment.image_freq.probability", f.probability, 0.0, 1.0)
+    _number_in("augment.image_freq.magnitude", f.magnitude, 0.0, math.inf)
+    _number_in("augment.image_freq.f_fraction", f.f_fraction, 0.0, 1.0)
+    _number_in("augment.image_freq.amplitude", f.amplitude, 0.0, 1.0)
+
+
+def _number_in(key: str, value: Any, low: float, high: float) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and low <= value <= high
+    if not ok:
+        bounds = f">= {low:g}" if math.isinf(high) else f"in [{low:g}, {high:g}]"
+        raise ConfigError(f"Config key {key!r} must be a finite number {bounds}, got {value!r}.")
 
 
 def _choice(key: str, value: Any, choices: Sequence[str]) -> None:

@@ -41,14 +41,20 @@ def noise_direction(kind: str, image_shape: tuple[int, int, int], *, seed: int =
     elif kind in ("fourier", "f", "1/f"):
         from spectral_jax.data import fourier
 
+        h, w, c = image_shape
         if kind == "fourier":
-            d = fourier.basis_image(*fourier.diagonal_index(spatial_frequency, image_shape[:2]), image_shape)
+            d = fourier.fourier_basis_image(*fourier.spatial_frequency_index(spatial_frequency, h, w), h, w, c)
         else:
-            d = fourier.composite_image(kind, image_shape)
+            d = fourier.fourier_composite_image(kind, h, w, c)
     else:
         raise ValueError(f"{kind!r} has no direction; direction types: {', '.join(DIRECTION_TYPES)}.")
-    d = np.asarray(d, np.float64)
-    return (d / np.linalg.norm(d)).astype(np.float32)
+    return fourier_unit(d)
+
+
+def fourier_unit(d) -> np.ndarray:
+    from spectral_jax.data.fourier import unit_direction
+
+    return unit_direction(np.asarray(d, np.float64)).astype(np.float32)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -54,7 +54,7 @@ def analyze_run(workdir: str | Path, config: ml_collections.ConfigDict | None = 
         raise FileNotFoundError(f"No checkpoints in {checkpoints.checkpoint_dir(workdir)}: "
                                 f"train first (spectral-jax train --config=... --workdir {workdir}).")
     a = config.analysis
-    dataset = data_lib.load_dataset(config.dataset, config.data_dir)
+    dataset = data_lib.load_dataset(config.dataset, config.data_dir, config.train_size)
     split = dataset.split(a.split)
     lines = lines_lib.select_lines(split.labels, a.pairs_per_class, a.pairs_per_class_pair)
     model, abstract = models.create_model(config, dataset.image_shape, dataset.num_classes)

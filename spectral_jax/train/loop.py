@@ -25,6 +25,7 @@ from spectral_jax import config as config_lib
 from spectral_jax import data as data_lib
 from spectral_jax import io, models
 from spectral_jax.data import noise as noise_lib
+from spectral_jax.data.augment import make_augment_fn
 from spectral_jax.spectral import noise_fit
 from spectral_jax.train import batch as batch_lib
 from spectral_jax.train import checkpoints, distill, parallel
@@ -80,7 +81,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
 
     # Everything that can fail on bad input fails here, before the workdir is touched.
     config_lib.validate(config)
-    dataset = data_lib.load_dataset(config.dataset, config.data_dir)
+    dataset = data_lib.load_dataset(config.dataset, config.data_dir, config.train_size)
     train_split = dataset.split("train")
     schedule = config_lib.resolve_schedule(config, len(train_split))
     parallel.check_divisible(config.batch_size)
@@ -129,7 +130,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
     if noise_info:
         log(f"noise {config.noise.type}: std of g(x) over the training set {noise_info['noise_feature_std']:.4g}; "
             f"frequency {noise_info['noise_frequency_absolute']:.4g} cycles per unit of g")
-    batch_fn = batch_lib.make_batch_fn(config, dataset.num_classes, noise=noise,
+    augment = make_augment_fn(config, dataset.image_shape, dataset.num_classes, dataset.mean, dataset.std)
+    batch_fn = batch_lib.make_batch_fn(config, dataset.num_classes, augment=augment, noise=noise,
                                        teacher=teacher[0] if teacher else None)
     aux = parallel.put_replicated({"teacher": teacher[1]} if teacher else {}, mesh)
     state = parallel.put_replicated(state, mesh)
