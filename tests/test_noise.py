@@ -155,3 +155,22 @@ def test_minimum_over_epochs_with_burn_in():
                {"epoch": 3, "noise_fitting": -2.0}]
     assert noise_fit.minimum_over_epochs(records) == (-3.0, 1)
     assert noise_fit.minimum_over_epochs(records, after_epoch=2) == (-2.0, 3)
+
+
+@pytest.mark.parametrize("kind", ["fourier", "f", "1/f", "random"])
+def test_projection_directions_are_unit_and_from_the_fourier_tools(kind):
+    from spectral_jax.data import fourier
+
+    d = noise_lib.noise_direction(kind, (32, 32, 3), seed=0, spatial_frequency=2.0)
+    assert d.shape == (32, 32, 3) and d.dtype == np.float32
+    assert np.linalg.norm(d) == pytest.approx(1.0, rel=1e-6)
+    if kind == "fourier":  # spatial frequency 2.0 -> diagonal index (17, 17)
+        want = fourier.fourier_basis_image(17, 17, 32, 32, 3)
+        np.testing.assert_allclose(d, want / np.linalg.norm(want), atol=1e-7)
+    if kind == "random":  # numpy seed 0, N(0, 1), reshaped HWC (PAPER_SPEC §2.1)
+        want = np.random.RandomState(0).normal(size=3072).reshape(32, 32, 3)
+        np.testing.assert_allclose(d, want / np.linalg.norm(want), rtol=1e-5, atol=1e-7)
+    noise = noise_lib.make_label_noise(noise_config(type=kind), (32, 32, 3), K)
+    x = jnp.asarray(np.random.default_rng(2).normal(size=(4, 32, 32, 3)), jnp.float32)
+    np.testing.assert_allclose(np.asarray(noise.feature(x)), np.asarray(x).reshape(4, -1) @ d.reshape(-1),
+                               rtol=1e-4, atol=1e-4)
