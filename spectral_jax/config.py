@@ -38,6 +38,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.dataset = "digits"
     c.data_dir = ""  # "" = the source's own default location
     c.train_size = 0  # training examples (PAPER_SPEC §4); 0 = all, else the rest becomes `val`
+    c.image_size = 0  # side of streamed images (imagenet2012); 0 = the source's default (224)
     c.model = "cnn"
     c.dtype = "float32"  # compute dtype; parameters stay float32
 
@@ -242,6 +243,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
         raise ConfigError(f"teacher_workdir {config.teacher_workdir!r} is not a run directory (no config.json).")
     _validate_noise(config.noise)
     _positive("train_size", config.train_size, allow_zero=True)
+    _positive("image_size", config.image_size, allow_zero=True)
     _validate_augment(config.augment)
     a = config.analysis
     _choice("analysis.mode", a.mode, ANALYSIS_MODES)

@@ -34,10 +34,10 @@ def _cifar10_1(data_dir: str) -> Dataset:
     return tfds_source.load_cifar10_1(data_dir)
 
 
-def _imagenet(data_dir: str):
+def _imagenet(data_dir: str, image_size: int = 0):
     from spectral_jax.data import imagenet
 
-    return imagenet.load(data_dir)
+    return imagenet.load(data_dir, image_size or imagenet.IMAGE_SIZE)
 
 
 # name -> loader(data_dir) -> Dataset (in memory, uint8)
@@ -48,7 +48,7 @@ SOURCES: dict[str, Callable[[str], Dataset]] = {
     "cifar100": _tfds("cifar100"),
     "svhn_cropped": _tfds("svhn_cropped"),
 }
-# name -> loader(data_dir) -> imagenet.StreamingDataset (host batches with bounded prefetch)
+# name -> loader(data_dir, image_size) -> imagenet.StreamingDataset (host batches, bounded prefetch)
 STREAMS: dict[str, Callable] = {
     "imagenet2012": _imagenet,
 }
@@ -72,19 +72,19 @@ def load_dataset(name: str, data_dir: str = "", train_size: int = 0) -> Dataset:
 
     check_dataset_name(name)
     if name in STREAMS:
-        raise ConfigError(f"{name} is a streaming dataset (it does not fit in memory); the in-memory training "
-                          f"loop and analysis cannot take it. Use spectral_jax.data.load_stream({name!r}, data_dir).")
+        raise ConfigError(f"{name} is a streaming dataset (it does not fit in memory): open it with "
+                          f"spectral_jax.data.load_stream({name!r}, data_dir); `train` and `analyze` do so themselves.")
     dataset = npz_source.load(name, data_dir) if npz_source.is_npz_name(name) else SOURCES[name](data_dir)
     return split_train_val(dataset, train_size)
 
 
-def load_stream(name: str, data_dir: str = ""):
+def load_stream(name: str, data_dir: str = "", image_size: int = 0):
     """A streaming dataset (`imagenet2012`): splits yield uint8 host batches (see data/imagenet.py)."""
     from spectral_jax.config import ConfigError
 
     if name not in STREAMS:
         raise ConfigError(f"{name!r} is not a streaming dataset; streaming datasets: {', '.join(sorted(STREAMS))}.")
-    return STREAMS[name](data_dir)
+    return STREAMS[name](data_dir, image_size)
 
 
 __all__ = ["Dataset", "Split", "channel_stats", "standardize", "load_dataset", "load_stream", "dataset_names",

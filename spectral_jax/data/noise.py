@@ -136,9 +136,9 @@ def make_label_noise(noise_config, image_shape: tuple[int, int, int], num_classe
     )
 
 
-def feature_std(noise: LabelNoise, images_u8: jax.Array, mean: jax.Array, std: jax.Array,
-                batch_size: int = 1024) -> float:
-    """std of g(x) over a whole (un-augmented) split: the unit of `frequency_unit="data_std"`."""
+def feature_std(noise: LabelNoise, images_u8, mean, std, batch_size: int = 1024) -> float:
+    """std of g(x) over a whole (un-augmented) split, uint8 [N,H,W,C] on the host or a device:
+    the unit of `frequency_unit="data_std"`."""
     from spectral_jax.data.dataset import standardize
 
     @jax.jit

@@ -54,13 +54,11 @@ def analyze_run(workdir: str | Path, config: ml_collections.ConfigDict | None = 
         raise FileNotFoundError(f"No checkpoints in {checkpoints.checkpoint_dir(workdir)}: "
                                 f"train first (spectral-jax train --config=... --workdir {workdir}).")
     a = config.analysis
-    dataset = data_lib.load_dataset(config.dataset, config.data_dir, config.train_size)
-    split = dataset.split(a.split)
-    lines = lines_lib.select_lines(split.labels, a.pairs_per_class, a.pairs_per_class_pair)
+    dataset, lines, images, local_pairs = line_images(config)
     model, abstract = models.create_model(config, dataset.image_shape, dataset.num_classes)
     mesh = parallel.make_mesh()
     evaluator = LineEvaluator(model.apply_fn, a.num_points, a.chunk_lines, a.mode, mesh=mesh)
-    images = parallel.put_replicated(split.images, mesh)
+    images = parallel.put_replicated(images, mesh)
     settings = {k: a[k] for k in SETTINGS}
     out_dir = analysis_dir(workdir)
 
@@ -69,13 +67,32 @@ def analyze_run(workdir: str | Path, config: ml_collections.ConfigDict | None = 
         if path.exists() and _same_settings(path, settings):
             continue
         variables = checkpoints.restore_variables(workdir, step, abstract)
-        stats = evaluator(variables, images, lines.pairs, dataset.mean, dataset.std)
+        stats = evaluator(variables, images, local_pairs, dataset.mean, dataset.std)
         io.savez(path, **stats, kind=lines.kind, labels=lines.labels, pairs=lines.pairs, step=np.int64(step),
                  **{f"setting_{k}": np.asarray(v) for k, v in settings.items()})
         log(f"analyzed step {step}: {len(lines)} lines x {a.num_points} points -> {path}")
     summary = write_summary(workdir)
     log(f"wrote {summary}")
     return summary
+
+
+def line_images(config):
+    """-> (dataset, lines, uint8 images, pairs into those images) for `config.analysis`.
+
+    In-memory datasets give the whole split; a streamed one (imagenet2012) decodes only the
+    images the lines use, so `lines.pairs` (split indices, saved) and the pairs into `images`
+    differ."""
+    a = config.analysis
+    if config.dataset in data_lib.STREAMS:
+        dataset = data_lib.load_stream(config.dataset, config.data_dir, config.image_size)
+        split = dataset.split(a.split)
+        lines = lines_lib.select_lines(split.labels(), a.pairs_per_class, a.pairs_per_class_pair)
+        used, inverse = np.unique(lines.pairs, return_inverse=True)
+        return dataset, lines, split.take(used).images, inverse.reshape(lines.pairs.shape).astype(np.int32)
+    dataset = data_lib.load_dataset(config.dataset, config.data_dir, config.train_size)
+    split = dataset.split(a.split)
+    lines = lines_lib.select_lines(split.labels, a.pairs_per_class, a.pairs_per_class_pair)
+    return dataset, lines, split.images, lines.pairs
 
 
 def load_run_config(workdir: str | Path) -> ml_collections.ConfigDict:

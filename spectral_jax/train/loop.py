@@ -28,7 +28,7 @@ from spectral_jax.data import noise as noise_lib
 from spectral_jax.data.augment import make_augment_fn
 from spectral_jax.spectral import noise_fit
 from spectral_jax.train import batch as batch_lib
-from spectral_jax.train import checkpoints, distill, parallel
+from spectral_jax.train import checkpoints, distill, feeds, parallel
 from spectral_jax.train import optimizer as optimizer_lib
 from spectral_jax.train import step as step_lib
 from spectral_jax.train.metrics_writer import MetricsWriter
@@ -81,9 +81,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
 
     # Everything that can fail on bad input fails here, before the workdir is touched.
     config_lib.validate(config)
-    dataset = data_lib.load_dataset(config.dataset, config.data_dir, config.train_size)
-    train_split = dataset.split("train")
-    schedule = config_lib.resolve_schedule(config, len(train_split))
+    streaming = config.dataset in data_lib.STREAMS
+    if streaming:
+        _check_streaming_config(config)
+        dataset = data_lib.load_stream(config.dataset, config.data_dir, config.image_size)
+    else:
+        dataset = data_lib.load_dataset(config.dataset, config.data_dir, config.train_size)
+    schedule = config_lib.resolve_schedule(config, len(dataset.split("train")))
     parallel.check_divisible(config.batch_size)
     parallel.check_divisible(config.eval_batch_size, "eval_batch_size")
     if config.noise.class_index >= dataset.num_classes:
@@ -122,24 +126,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
         for path in checkpoints.set_aside_after(workdir, start_step):
             log(f"set aside the damaged checkpoint as {path}")
 
-    train = step_lib.DeviceSplit.put(train_split, dataset.mean, dataset.std, mesh)
-    test = step_lib.DeviceSplit.put(dataset.split("test"), dataset.mean, dataset.std, mesh)
-    extra = (step_lib.DeviceSplit.put(dataset.split("extra"), dataset.mean, dataset.std, mesh)
-             if "extra" in dataset.splits else None)
-    noise, noise_info = _make_noise(config, dataset, train)
+    noise, noise_info = (None, {}) if streaming else _make_noise(config, dataset)
     if noise_info:
         log(f"noise {config.noise.type}: std of g(x) over the training set {noise_info['noise_feature_std']:.4g}; "
             f"frequency {noise_info['noise_frequency_absolute']:.4g} cycles per unit of g")
     augment = make_augment_fn(config, dataset.image_shape, dataset.num_classes, dataset.mean, dataset.std)
     batch_fn = batch_lib.make_batch_fn(config, dataset.num_classes, augment=augment, noise=noise,
                                        teacher=teacher[0] if teacher else None)
+    if streaming:
+        feed = feeds.StreamFeed(dataset, model, optimizer, config, mesh, batch_fn)
+    else:
+        feed = feeds.DeviceFeed(dataset, model, optimizer, config, mesh, batch_fn, noise,
+                                schedule.steps_per_epoch, keys["data"])
     aux = parallel.put_replicated({"teacher": teacher[1]} if teacher else {}, mesh)
     state = parallel.put_replicated(state, mesh)
     step_key = parallel.put_replicated(keys["step"], mesh)
-    train_step = step_lib.make_train_step(model, optimizer, config, dataset.num_classes,
-                                          schedule.steps_per_epoch, mesh, batch_fn)
-    epoch_perm = step_lib.make_epoch_permutation(keys["data"], schedule.steps_per_epoch, len(train_split))
-    evaluate = step_lib.make_eval_fn(model, config.eval_batch_size, dataset.num_classes, mesh, noise)
     new_metrics = jax.jit(step_lib.zero_metrics, out_shardings=parallel.replicated(mesh))
     ckpt = checkpoints.Checkpointer(workdir, keep=config.ckpt_keep,
                                     permanent_every=config.ckpt_every_epochs * schedule.steps_per_epoch)
@@ -152,15 +153,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
             # The whole epoch runs with implicit transfers disallowed: the steps take everything
             # from the devices, and results come back only through explicit device_get.
             with jax.transfer_guard("disallow"):
-                record, state = _run_epoch(
-                    epoch, state, schedule, config.lr, bar, epoch_perm, new_metrics, done, workdir,
-                    lambda st, me, perm: train_step(st, me, train, perm, step_key, aux))
+                record, state = _run_epoch(epoch, state, schedule, config.lr, bar, feed, new_metrics, done,
+                                           workdir, step_key, aux)
                 variables = {"params": state["params"], "batch_stats": state["batch_stats"]}
-                record.update(_eval_record(evaluate, variables, test, "test", noise, ""))
+                record.update(_eval_record(feed.evaluate(variables, "test"), "test", noise, ""))
                 if noise is not None and noise.active:
-                    record.update(_eval_record(evaluate, variables, train, "train_eval", noise, "train_"))
-                if extra is not None:
-                    record.update(_eval_record(evaluate, variables, extra, "extra", None, ""))
+                    record.update(_eval_record(feed.evaluate(variables, "train"), "train_eval", noise, "train_"))
+                if "extra" in feed.splits:
+                    record.update(_eval_record(feed.evaluate(variables, "extra", with_noise=False), "extra", None, ""))
                     record["effective_robustness"] = effective_robustness(record["extra_acc"], record["test_acc"])
             record["seconds"] = time.perf_counter() - record.pop("_t0")
             record["time"] = time.time()  # wall clock at the end of the epoch (throughput over epochs)
@@ -188,16 +188,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
     return summary
 
 
-def _run_epoch(epoch: int, state, schedule, lr: float, bar, epoch_perm, new_metrics, done: list[int], workdir,
-               step_fn):
+def _run_epoch(epoch: int, state, schedule, lr: float, bar, feed, new_metrics, done: list[int], workdir,
+               step_key, aux):
     """Runs the steps of 0-based `epoch`; -> (record with the training metrics, state)."""
     t0 = time.perf_counter()
     first, last = epoch * schedule.steps_per_epoch, schedule.epoch_end(epoch)
-    metrics, perm = new_metrics(), epoch_perm(state["step"])
     bar.set_description(f"epoch {epoch + 1}/{schedule.epochs}")
-    for _ in range(last - first):
-        state, metrics = step_fn(state, metrics, perm)
-        bar.update(1)
+    state, metrics = feed.run_epoch(state, new_metrics(), epoch, last - first, step_key, aux, lambda: bar.update(1))
     m = parallel.to_host(metrics)
     seconds = time.perf_counter() - t0
     if m["nonfinite_step"] >= 0:
@@ -212,20 +209,27 @@ def _run_epoch(epoch: int, state, schedule, lr: float, bar, epoch_perm, new_metr
     return record, state
 
 
-def _make_noise(config, dataset, train: step_lib.DeviceSplit):
+def _check_streaming_config(config) -> None:
+    if config.noise.type != "none":
+        raise config_lib.ConfigError(f"{config.dataset} is streamed: noise fitting (noise.type) needs an in-memory "
+                                     f"dataset, since it evaluates the whole training set every epoch.")
+    if config.train_size:
+        raise config_lib.ConfigError(f"{config.dataset} is streamed: train_size is not supported for it.")
+
+
+def _make_noise(config, dataset):
     """The run's label noise (None when off) and what to log about it once."""
     if config.noise.type == "none":
         return None, {}
     base = noise_lib.make_label_noise(config.noise, dataset.image_shape, dataset.num_classes, feature_std=1.0)
-    g_std = noise_lib.feature_std(base, train.images, train.mean, train.std)
+    g_std = noise_lib.feature_std(base, dataset.split("train").images, dataset.mean, dataset.std)
     noise = noise_lib.make_label_noise(config.noise, dataset.image_shape, dataset.num_classes, feature_std=g_std)
     return noise, {"noise_feature_std": g_std, "noise_frequency_absolute": noise.frequency}
 
 
-def _eval_record(evaluate, variables, data, name: str, noise, nf: str) -> dict:
-    """Means of the evaluation sums: `{name}_loss`, `{name}_acc` and, with active noise, the
+def _eval_record(s: dict, name: str, noise, nf: str) -> dict:
+    """Means of evaluation sums `s`: `{name}_loss`, `{name}_acc` and, with active noise, the
     noise-fitting keys prefixed `nf` (`clean_loss`, ... on the test set; `train_clean_loss`, ...)."""
-    s = parallel.to_host(evaluate(variables, data))
     n = float(s["count"])
     out = {f"{name}_loss": float(s["loss"]) / n, f"{name}_acc": float(s["correct"]) / n}
     if noise is None or not noise.active:

@@ -75,6 +75,15 @@ def put_replicated(tree, mesh: Mesh):
     return jax.tree.map(put, tree)
 
 
+def put_batch(tree, mesh: Mesh):
+    """Host arrays holding the whole global batch (identical on every process) -> arrays split
+    over the `data` axis. (Multi-process: each process keeps only the rows of its devices.)"""
+    sharding = batch_sharded(mesh)
+    if jax.process_count() == 1:
+        return jax.device_put(tree, sharding)
+    return jax.tree.map(lambda x: jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx]), tree)
+
+
 def to_host(tree):
     """Replicated device arrays -> numpy, on any process (an explicit copy of the local replica)."""
     def local(x):

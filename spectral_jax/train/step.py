@@ -10,6 +10,7 @@ accumulate on the device, read once per epoch.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -38,6 +39,7 @@ class DeviceSplit(NamedTuple):
 
     @classmethod
     def put(cls, split, mean, std, mesh: Mesh | None = None) -> "DeviceSplit":
+        """Copies a host `Split` to every device of `mesh` (replicated)."""
         host = (split.images, split.labels.astype("int32"), mean.astype("float32"), std.astype("float32"))
         return cls(*(parallel.put_replicated(host, mesh) if mesh is not None else jax.device_put(host)))
 
@@ -69,18 +71,15 @@ def one_hot_batch_fn(num_classes: int) -> BatchFn:
     return batch_fn
 
 
-def make_train_step(model: PureModel, optimizer: optax.GradientTransformation, config, num_classes: int,
-                    steps_per_epoch: int, mesh: Mesh | None = None, batch_fn: BatchFn | None = None):
-    """-> train_step(state, metrics, data: DeviceSplit, perm [N], key, aux) -> (state, metrics)."""
+def make_update(model: PureModel, optimizer: optax.GradientTransformation, config, num_classes: int,
+                batch_fn: BatchFn | None = None):
+    """-> update(state, metrics, images [B,H,W,C] standardized, labels [B], key, aux) -> (state, metrics):
+    the pipeline (augmentation, targets), loss, gradient and optimizer update of one step."""
     batch_size, weight_decay = config.batch_size, config.weight_decay
     batch_fn = batch_fn or one_hot_batch_fn(num_classes)
-    constrain = _batch_constraint(mesh)
 
-    def train_step(state, metrics, data: DeviceSplit, perm, key, aux):
+    def update(state, metrics, images, labels, key, aux):
         step = state["step"]
-        idx = jax.lax.dynamic_slice_in_dim(perm, (step % steps_per_epoch) * batch_size, batch_size)
-        images = constrain(standardize(data.images[idx], data.mean, data.std))
-        labels = constrain(data.labels[idx])
         step_key = jax.random.fold_in(key, step)
         images, targets, eps = batch_fn(jax.random.fold_in(step_key, 1), images, labels, aux)
 
@@ -109,8 +108,41 @@ def make_train_step(model: PureModel, optimizer: optax.GradientTransformation, c
         }
         return new_state, new_metrics
 
+    return update
+
+
+def make_train_step(model: PureModel, optimizer: optax.GradientTransformation, config, num_classes: int,
+                    steps_per_epoch: int, mesh: Mesh | None = None, batch_fn: BatchFn | None = None):
+    """In-memory data: -> train_step(state, metrics, data: DeviceSplit, perm [N], key, aux) -> (state, metrics).
+
+    The batch is perm[i*B:(i+1)*B] with i = step % steps_per_epoch, gathered on the device."""
+    update = make_update(model, optimizer, config, num_classes, batch_fn)
+    constrain, batch_size = _batch_constraint(mesh), config.batch_size
+
+    def train_step(state, metrics, data: DeviceSplit, perm, key, aux):
+        idx = jax.lax.dynamic_slice_in_dim(perm, (state["step"] % steps_per_epoch) * batch_size, batch_size)
+        images = constrain(standardize(data.images[idx], data.mean, data.std))
+        return update(state, metrics, images, constrain(data.labels[idx]), key, aux)
+
+    return _jit_step(train_step, mesh)
+
+
+def make_stream_train_step(model: PureModel, optimizer: optax.GradientTransformation, config, num_classes: int,
+                           mesh: Mesh | None = None, batch_fn: BatchFn | None = None):
+    """Streamed data: -> train_step(state, metrics, images uint8 [B,H,W,C], labels [B], mean, std, key, aux)."""
+    update = make_update(model, optimizer, config, num_classes, batch_fn)
+    constrain = _batch_constraint(mesh)
+
+    def train_step(state, metrics, images_u8, labels, mean, std, key, aux):
+        images = constrain(standardize(images_u8, mean, std))
+        return update(state, metrics, images, constrain(labels), key, aux)
+
+    return _jit_step(train_step, mesh)
+
+
+def _jit_step(fn, mesh):
     out = parallel.replicated(mesh) if mesh is not None else None
-    return jax.jit(train_step, donate_argnums=(0, 1), out_shardings=out)
+    return jax.jit(fn, donate_argnums=(0, 1), out_shardings=out)
 
 
 def make_epoch_permutation(data_key: jax.Array, steps_per_epoch: int, num_examples: int):
@@ -121,17 +153,40 @@ def make_epoch_permutation(data_key: jax.Array, steps_per_epoch: int, num_exampl
     return perm
 
 
-def make_eval_fn(model: PureModel, batch_size: int, num_classes: int, mesh: Mesh | None = None, noise=None):
-    """-> evaluate(variables, data: DeviceSplit) -> dict of sums over the whole split.
-
-    Every example counts (the last batch is padded and masked), in evaluation mode. Always:
-    `count`, `loss` (clean CE) and `correct`. With an active `noise` (data.noise.LabelNoise),
-    normalized per evaluation batch in fixed order: `noisy`, `oracle`, `oracle_uniform`, and with
-    `noise.class_index >= 0` the same five restricted to that class, prefixed `class_`.
-    """
+def make_eval_terms(model: PureModel, num_classes: int, mesh: Mesh | None = None, noise=None):
+    """-> terms(variables, images [B,...] standardized, labels [B], mask [B]) -> dict of sums over the
+    batch's valid rows. Always `count`, `loss` (clean CE) and `correct`. With an active `noise`
+    (data.noise.LabelNoise, normalized over the valid rows of this batch): `noisy`, `oracle`,
+    `oracle_uniform`, and with `noise.class_index >= 0` the same five restricted to that class,
+    prefixed `class_`."""
     constrain = _batch_constraint(mesh)
     with_noise = noise is not None and noise.active
     with_class = with_noise and noise.class_index >= 0
+
+    def terms(variables, images, labels, mask):
+        images, labels = constrain(images), constrain(labels)
+        logits = model.apply_fn(variables, images)
+        onehot = jax.nn.one_hot(labels, num_classes, dtype=jnp.float32)
+        out = {"loss": noise_fit.soft_cross_entropy(onehot, logits),
+               "correct": (jnp.argmax(logits, -1) == labels).astype(jnp.float32),
+               "count": jnp.ones(labels.shape, jnp.float32)}
+        if with_noise:
+            noisy, _ = noise(images, onehot, mask)
+            t = noise_fit.per_example_terms(logits, onehot, noisy, noise.amplitude, num_classes)
+            out.update(noisy=t["noisy"], oracle=t["oracle"], oracle_uniform=t["oracle_uniform"])
+        if with_class:
+            in_class = labels == noise.class_index
+            for k in ("loss", "noisy", "oracle", "oracle_uniform", "count"):
+                out[f"class_{k}"] = jnp.where(in_class, out[k], 0.0)
+        return {k: jnp.sum(jnp.where(mask, v, 0.0)) for k, v in out.items()}
+
+    return terms
+
+
+def make_eval_fn(model: PureModel, batch_size: int, num_classes: int, mesh: Mesh | None = None, noise=None):
+    """In-memory data: -> evaluate(variables, data: DeviceSplit) -> the sums of `make_eval_terms`
+    over the whole split, in evaluation mode, in fixed-order batches (the last padded and masked)."""
+    terms = make_eval_terms(model, num_classes, mesh, noise)
 
     def evaluate(variables, data: DeviceSplit):
         n = data.labels.shape[0]
@@ -142,28 +197,34 @@ def make_eval_fn(model: PureModel, batch_size: int, num_classes: int, mesh: Mesh
 
         def one_batch(args):
             batch_idx, mask = args
-            images = constrain(standardize(data.images[batch_idx], data.mean, data.std))
-            labels = constrain(data.labels[batch_idx])
-            logits = model.apply_fn(variables, images)
-            onehot = jax.nn.one_hot(labels, num_classes, dtype=jnp.float32)
-            terms = {"loss": noise_fit.soft_cross_entropy(onehot, logits),
-                     "correct": (jnp.argmax(logits, -1) == labels).astype(jnp.float32),
-                     "count": jnp.ones(labels.shape, jnp.float32)}
-            if with_noise:
-                noisy, _ = noise(images, onehot, mask)
-                t = noise_fit.per_example_terms(logits, onehot, noisy, noise.amplitude, num_classes)
-                terms.update(noisy=t["noisy"], oracle=t["oracle"], oracle_uniform=t["oracle_uniform"])
-            if with_class:
-                in_class = labels == noise.class_index
-                for k in ("loss", "noisy", "oracle", "oracle_uniform", "count"):
-                    terms[f"class_{k}"] = jnp.where(in_class, terms[k], 0.0)
-            return {k: jnp.sum(jnp.where(mask, v, 0.0)) for k, v in terms.items()}
+            images = standardize(data.images[batch_idx], data.mean, data.std)
+            return terms(variables, images, data.labels[batch_idx], mask)
 
-        sums = jax.lax.map(one_batch, (idx, valid))
-        return jax.tree.map(jnp.sum, sums)
+        return jax.tree.map(jnp.sum, jax.lax.map(one_batch, (idx, valid)))
 
     out = parallel.replicated(mesh) if mesh is not None else None
     return jax.jit(evaluate, out_shardings=out)
+
+
+def make_stream_eval_fn(model: PureModel, num_classes: int, mesh: Mesh | None = None, noise=None):
+    """Streamed data: -> accumulate(sums, variables, images uint8, labels, mask, mean, std) -> sums;
+    start from `sums=None`. Sums stay on the device."""
+    terms = make_eval_terms(model, num_classes, mesh, noise)
+    out = parallel.replicated(mesh) if mesh is not None else None
+
+    @functools.partial(jax.jit, out_shardings=out)
+    def first(variables, images_u8, labels, mask, mean, std):
+        return terms(variables, standardize(images_u8, mean, std), labels, mask)
+
+    @functools.partial(jax.jit, donate_argnums=(0,), out_shardings=out)
+    def add(sums, variables, images_u8, labels, mask, mean, std):
+        new = terms(variables, standardize(images_u8, mean, std), labels, mask)
+        return jax.tree.map(jnp.add, sums, new)
+
+    def accumulate(sums, *args):
+        return first(*args) if sums is None else add(sums, *args)
+
+    return accumulate
 
 
 def _batch_constraint(mesh: Mesh | None):

@@ -1,0 +1,75 @@
+"""How batches reach the train step: one interface, two sources.
+
+- `DeviceFeed` (in-memory datasets: digits, CIFAR, SVHN, npz): every split lives on the devices
+  whole, as uint8; the epoch order is a device-side permutation from (seed, epoch); a batch is an
+  index gather inside the jitted step. Nothing crosses from the host during an epoch.
+- `StreamFeed` (streaming datasets: imagenet2012): host threads decode batches in an order from
+  (seed, epoch) with a bounded prefetch; each batch is copied to the devices explicitly
+  (`jax.device_put`, split over the `data` axis) and the step standardizes it there.
+
+Both give `run_epoch(state, metrics, epoch, num_steps, on_step)` and `evaluate(variables, split)`
+(sums of `step.make_eval_terms`, as host numbers).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import jax
+from jax.sharding import Mesh
+
+from spectral_jax.train import parallel
+from spectral_jax.train import step as step_lib
+
+
+class DeviceFeed:
+    def __init__(self, dataset, model, optimizer, config, mesh: Mesh, batch_fn, noise, steps_per_epoch: int,
+                 data_key: jax.Array):
+        self.splits = {name: step_lib.DeviceSplit.put(split, dataset.mean, dataset.std, mesh)
+                       for name, split in dataset.splits.items() if name in ("train", "test", "extra")}
+        self.train = self.splits["train"]
+        self._step = step_lib.make_train_step(model, optimizer, config, dataset.num_classes, steps_per_epoch,
+                                              mesh, batch_fn)
+        self._perm = step_lib.make_epoch_permutation(data_key, steps_per_epoch, len(dataset.split("train")))
+        self._eval = step_lib.make_eval_fn(model, config.eval_batch_size, dataset.num_classes, mesh, noise)
+        self._eval_clean = step_lib.make_eval_fn(model, config.eval_batch_size, dataset.num_classes, mesh)
+        self.noise = noise
+
+    def run_epoch(self, state, metrics, epoch: int, num_steps: int, step_key, aux, on_step):
+        perm = self._perm(state["step"])  # from the step on the device: no host value crosses
+        for _ in range(num_steps):
+            state, metrics = self._step(state, metrics, self.train, perm, step_key, aux)
+            on_step()
+        return state, metrics
+
+    def evaluate(self, variables, split: str, with_noise: bool = True) -> dict:
+        fn = self._eval if with_noise else self._eval_clean
+        return parallel.to_host(fn(variables, self.splits[split]))
+
+
+class StreamFeed:
+    def __init__(self, dataset, model, optimizer, config, mesh: Mesh, batch_fn, noise=None):
+        if noise is not None and noise.active:
+            raise ValueError("Noise fitting needs an in-memory dataset (its evaluation covers the whole training set).")
+        self.dataset, self.config, self.mesh = dataset, config, mesh
+        self.mean, self.std = parallel.put_replicated((dataset.mean, dataset.std), mesh)
+        self._step = step_lib.make_stream_train_step(model, optimizer, config, dataset.num_classes, mesh, batch_fn)
+        self._eval = step_lib.make_stream_eval_fn(model, dataset.num_classes, mesh)
+        self.splits = dataset.splits
+
+    def _put(self, host_batch):
+        return parallel.put_batch((host_batch.images, host_batch.labels, host_batch.mask), self.mesh)
+
+    def run_epoch(self, state, metrics, epoch: int, num_steps: int, step_key, aux, on_step):
+        batches = self.dataset.split("train").batches(self.config.batch_size, seed=self.config.seed, epoch=epoch)
+        for host_batch in itertools.islice(batches, num_steps):
+            images, labels, _ = self._put(host_batch)
+            state, metrics = self._step(state, metrics, images, labels, self.mean, self.std, step_key, aux)
+            on_step()
+        return state, metrics
+
+    def evaluate(self, variables, split: str, with_noise: bool = True) -> dict:
+        sums = None
+        for host_batch in self.dataset.split(split).batches(self.config.eval_batch_size):
+            sums = self._eval(sums, variables, *self._put(host_batch), self.mean, self.std)
+        return parallel.to_host(sums)
