@@ -89,7 +89,7 @@ def main():
         config.epochs = args.epochs
         config.ckpt_keep, config.ckpt_every_epochs = 0, 1  # a checkpoint every epoch, all kept
         if name == "cnn":
-            config.dataset, config.batch_size, config.lr = "digits", 128, 0.05
+            config.dataset, config.batch_size, config.lr = "digits", 32, 0.05  # the demo's setting
         else:
             config.dataset, config.batch_size = "synthetic32", 128
         dataset = data_lib.load_dataset(config.dataset)

@@ -11,12 +11,15 @@ skipped with a warning naming it. Restores always go into an abstract target.
 from __future__ import annotations
 
 import warnings
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
 from orbax.checkpoint.checkpoint_managers import preservation_policy as pp
+
+from spectral_jax.train import parallel
 
 FINALIZED_MARKER = "_CHECKPOINT_METADATA"
 
@@ -46,7 +49,12 @@ def valid_steps(workdir: str | Path, warn: bool = True) -> list[int]:
 
 
 class Checkpointer:
-    """Saves at the end of every epoch; keeps the latest `keep` plus every `permanent_every` steps."""
+    """Saves at the end of every epoch; keeps the latest `keep` plus every `permanent_every` steps.
+
+    `save` copies the state to the host (explicitly) and hands it to one background thread that
+    runs orbax, so training goes on while the checkpoint is written; `wait` and `close` join it
+    and re-raise any error it met.
+    """
 
     def __init__(self, workdir: str | Path, keep: int = 0, permanent_every: int = 0):
         policies = [pp.LatestN(keep) if keep > 0 else pp.PreserveAll()]
@@ -54,22 +62,42 @@ class Checkpointer:
             policies.append(pp.EveryNSteps(permanent_every))
         options = ocp.CheckpointManagerOptions(
             preservation_policy=pp.AnyPreservationPolicy(policies), create=True,
-            enable_async_checkpointing=True,
+            enable_async_checkpointing=False,  # saves already run in our own background thread
         )
         self.manager = ocp.CheckpointManager(checkpoint_dir(workdir), options=options,
                                              item_names=("variables", "train"))
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint")
+        self._pending: list[Future] = []
 
     def save(self, step: int, state: dict[str, Any]) -> None:
+        self._check()
+        host = parallel.to_host(state)  # the device buffers may be donated to the next step
+        self._pending.append(self._thread.submit(self._save, step, host))
+
+    def _save(self, step: int, host: dict[str, Any]) -> None:
         self.manager.save(step, args=ocp.args.Composite(
-            variables=ocp.args.StandardSave({"params": state["params"], "batch_stats": state["batch_stats"]}),
-            train=ocp.args.StandardSave({"opt_state": state["opt_state"], "step": state["step"]}),
+            variables=ocp.args.StandardSave({"params": host["params"], "batch_stats": host["batch_stats"]}),
+            train=ocp.args.StandardSave({"opt_state": host["opt_state"], "step": host["step"]}),
         ))
 
+    def _check(self) -> None:
+        done = [f for f in self._pending if f.done()]
+        self._pending = [f for f in self._pending if not f.done()]
+        for f in done:
+            f.result()  # re-raises a failed save
+
     def wait(self) -> None:
+        for f in self._pending:
+            f.result()
+        self._pending = []
         self.manager.wait_until_finished()
 
     def close(self) -> None:
-        self.manager.close()
+        try:
+            self.wait()
+        finally:
+            self._thread.shutdown(wait=True)
+            self.manager.close()
 
 
 def restore_state(workdir: str | Path, step: int, abstract_state: dict[str, Any]) -> dict[str, Any]:
