@@ -18,12 +18,21 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from spectral_jax.models import cnn, mlp
+from spectral_jax.models import cnn, mlp, pyramidnet, resnet, shake_shake, wrn
 
 # name -> build(config, input_shape, num_classes, *, dtype, rngs) -> nnx.Module
 BUILDERS: dict[str, Callable[..., nnx.Module]] = {
     "cnn": cnn.build,
     "mlp": mlp.build,
+    "resnet18": resnet.build,
+    "wrn": wrn.build,  # depth and width from config.wrn
+    # The paper's zoo (PAPER_SPEC §3), named as in the reference code.
+    "wrn_32": wrn.build_preset(32),  # WRN-28-2
+    "wrn_160": wrn.build_preset(160),  # WRN-28-10
+    "shake_shake_32": shake_shake.build_preset(2),  # Shake-Shake-26 2x32d
+    "shake_shake_96": shake_shake.build_preset(6),  # Shake-Shake-26 2x96d
+    "shake_shake_112": shake_shake.build_preset(7),  # Shake-Shake-26 2x112d
+    "pyramid_net": pyramidnet.build,  # PyramidNet-272, alpha 200, ShakeDrop
 }
 
 Variables = dict[str, Any]
@@ -52,7 +61,7 @@ class PureModel:
         """-> (logits [B, K] float32, updated batch_stats). `key` drives stochastic layers."""
         module = nnx.merge(self.graphdef, variables["params"], variables["batch_stats"], copy=True)
         logits = module(images, train=train, key=key)
-        return logits.astype(jnp.float32), nnx.state(module, nnx.BatchStat).to_pure_dict()
+        return logits.astype(jnp.float32), nnx.to_pure_dict(nnx.state(module, nnx.BatchStat))
 
     def apply_fn(self, variables: Variables, images: jax.Array) -> jax.Array:
         """Evaluation-mode logits: the `apply_fn(variables, images) -> logits` of the analysis."""
@@ -74,7 +83,7 @@ def create_model(config, input_shape: tuple[int, ...], num_classes: int,
     graphdef, params, batch_stats, rest = nnx.split(module, nnx.Param, nnx.BatchStat, ...)
     if jax.tree.leaves(rest):
         raise TypeError(f"Model {config.model!r} holds state other than Param/BatchStat: {rest}")
-    variables = {"params": params.to_pure_dict(), "batch_stats": batch_stats.to_pure_dict()}
+    variables = {"params": nnx.to_pure_dict(params), "batch_stats": nnx.to_pure_dict(batch_stats)}
     return PureModel(config.model, graphdef), variables
 
 
