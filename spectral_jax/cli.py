@@ -1,4 +1,4 @@
-"""`spectral-jax demo|train|analyze|report|models`: flags only; the work is in library functions.
+"""`spectral-jax demo|train|analyze|report`: flags only; the work is in library functions.
 
 Every subcommand takes `--config.KEY=VALUE` overrides. `train` and `demo` read a config file
 (`--config=configs/FILE.py[:ARG]`); `analyze` and `report` read WORKDIR/config.json.
@@ -134,6 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workdir", required=True)
     p.set_defaults(func=cmd_train)
 
+    p = sub.add_parser("models", help="each registry model's trainable parameters and forward GFLOPs per image")
+    p.add_argument("--input_shape", default="32,32,3", help="H,W,C of one image (default %(default)s)")
+    p.add_argument("--num_classes", type=int, default=10)
+    p.add_argument("--model", default=None, help="just this model (default: all)")
+    p.set_defaults(func=cmd_models)
+
     p = sub.add_parser("analyze", help="interpolation spectra at every checkpoint of a run")
     p.add_argument("--workdir", required=True)
     p.set_defaults(func=cmd_analyze)
@@ -141,12 +147,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="figures and summary.json from a run's analysis")
     p.add_argument("--workdir", required=True)
     p.set_defaults(func=cmd_report)
-
-    p = sub.add_parser("models", help="each registry model's trainable parameters and forward GFLOPs per image")
-    p.add_argument("--input_shape", default="32,32,3", help="H,W,C of one image (default %(default)s)")
-    p.add_argument("--num_classes", type=int, default=10)
-    p.add_argument("--model", default=None, help="just this model (default: all)")
-    p.set_defaults(func=cmd_models)
     return parser
 
 
