@@ -65,6 +65,29 @@ def cmd_report(args, overrides) -> None:
     write_report(args.workdir)
 
 
+def parse_shape(text: str) -> tuple[int, ...]:
+    """`"32,32,3"` -> (32, 32, 3): an image's H,W,C."""
+    try:
+        shape = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        shape = ()
+    if len(shape) != 3 or min(shape) < 1:
+        raise config_lib.ConfigError(f"--input_shape must be H,W,C with positive integers (like 32,32,3), got {text!r}.")
+    return shape
+
+
+def cmd_models(args, overrides) -> None:
+    from spectral_jax.models import summary
+
+    config = config_lib.base_config()
+    config_lib.apply_overrides(config, overrides)  # e.g. --config.wrn.depth=16 for `wrn`
+    config_lib.validate(config)
+    if args.num_classes < 1:
+        raise config_lib.ConfigError(f"--num_classes must be a positive integer, got {args.num_classes}.")
+    names = None if args.model is None else [args.model]
+    print(summary.format_rows(summary.model_rows(config, parse_shape(args.input_shape), args.num_classes, names)))
+
+
 def cmd_demo(args, overrides) -> None:
     import time
 
@@ -127,6 +150,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--num_processes", type=int)
     g.add_argument("--process_id", type=int)
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("models", help="each registry model's trainable parameters and forward GFLOPs per image")
+    p.add_argument("--input_shape", default="32,32,3", help="H,W,C of one image (default %(default)s)")
+    p.add_argument("--num_classes", type=int, default=10)
+    p.add_argument("--model", default=None, help="just this model (default: all)")
+    p.set_defaults(func=cmd_models)
 
     p = sub.add_parser("analyze", help="interpolation spectra at every checkpoint of a run")
     p.add_argument("--workdir", required=True)

@@ -103,6 +103,12 @@ def base_config() -> ml_collections.ConfigDict:
     c.analysis.pairs_per_class_pair = 20  # between-class lines per unordered class pair
     c.analysis.chunk_lines = 0  # lines per compiled chunk; 0 = chosen for the backend
     c.analysis.mode = "detrended"  # or "reference" (the released code's convention)
+
+    # The generic `wrn` model: WRN-depth-widen_factor with the blocks of PAPER_SPEC §3.1
+    # (stage widths 16k, 32k, 64k for k = widen_factor). wrn_32 / wrn_160 are fixed 28-2 / 28-10.
+    c.wrn = ml_collections.ConfigDict()
+    c.wrn.depth = 28  # 6n + 4: n blocks per stage
+    c.wrn.widen_factor = 2
     return c
 
 
@@ -254,6 +260,14 @@ def validate(config: ml_collections.ConfigDict) -> None:
         _positive(f"analysis.{key}", a[key], allow_zero=True)
     if a.pairs_per_class == 0 and a.pairs_per_class_pair == 0:
         raise ConfigError("analysis.pairs_per_class and analysis.pairs_per_class_pair are both 0: no lines.")
+    _validate_wrn(config.wrn)
+
+
+def _validate_wrn(w) -> None:
+    _positive("wrn.depth", w.depth)
+    _positive("wrn.widen_factor", w.widen_factor)
+    if (w.depth - 4) % 6 or w.depth < 10:
+        raise ConfigError(f"wrn.depth must be 6n + 4 with n >= 1 (10, 16, 22, 28, 40, ...), got {w.depth}.")
 
 
 def _validate_noise(n) -> None:

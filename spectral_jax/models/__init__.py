@@ -18,12 +18,21 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from spectral_jax.models import cnn, mlp
+from spectral_jax.models import cnn, mlp, pyramidnet, resnet, shake_shake, wrn
 
 # name -> build(config, input_shape, num_classes, *, dtype, rngs) -> nnx.Module
 BUILDERS: dict[str, Callable[..., nnx.Module]] = {
     "cnn": cnn.build,
     "mlp": mlp.build,
+    "resnet18": resnet.build,
+    "wrn": wrn.build,  # depth and width from config.wrn
+    # The paper's zoo (PAPER_SPEC §3), named as in the reference code.
+    "wrn_32": wrn.build_preset(32),  # WRN-28-2
+    "wrn_160": wrn.build_preset(160),  # WRN-28-10
+    "shake_shake_32": shake_shake.build_preset(2),  # Shake-Shake-26 2x32d
+    "shake_shake_96": shake_shake.build_preset(6),  # Shake-Shake-26 2x96d
+    "shake_shake_112": shake_shake.build_preset(7),  # Shake-Shake-26 2x112d
+    "pyramid_net": pyramidnet.build,  # PyramidNet-272, alpha 200, ShakeDrop
 }
 
 Variables = dict[str, Any]
