@@ -41,6 +41,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.image_size = 0  # side of streamed images (imagenet2012); 0 = the source's default (224)
     c.model = "cnn"
     c.dtype = "float32"  # compute dtype; parameters stay float32
+    c.use_batchnorm = True  # False: every BatchNorm becomes one learnable scalar (PAPER_SPEC §3.1)
 
     # Recipe (PAPER_SPEC §4): Nesterov SGD, per-step cosine from step 1, coupled L2, clip 5.
     # Duration: `epochs`, or `steps` (> 0 overrides epochs; the last epoch may be partial).

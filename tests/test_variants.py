@@ -170,3 +170,16 @@ def test_partial_distributed_flags_are_an_error():
 
     with pytest.raises(config_lib.ConfigError, match="--coordinator, --num_processes and --process_id"):
         parallel.initialize_distributed("127.0.0.1:1234", None, None)
+
+
+def test_batchnorm_off_uses_learnable_scalars(tmp_path, smoke_config, digits):
+    smoke_config.use_batchnorm = False
+    _, variables = models.create_model(smoke_config, digits.image_shape, 10, jax.random.key(0))
+    assert jax.tree.leaves(variables["batch_stats"]) == []
+    scales = [v for k, v in variables["params"]["norms"].items()]
+    assert len(scales) == 3 and all(s["scale"].shape == () and float(s["scale"]) == 1.0 for s in scales)
+    with_bn = models.create_model(config_lib.base_config(), digits.image_shape, 10)[1]
+    assert models.count_params(variables) == models.count_params(with_bn) - 2 * (32 + 64 + 128) + 3
+    summary = loop.train_and_evaluate(smoke_config, tmp_path / "run", quiet=True)
+    assert summary["final_test_acc"] > 0.8
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["use_batchnorm"] is False

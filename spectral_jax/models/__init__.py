@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from spectral_jax.models import cnn, mlp, pyramidnet, resnet, shake_shake, wrn
+from spectral_jax.models import cnn, layers, mlp, pyramidnet, resnet, shake_shake, wrn
 
 # name -> build(config, input_shape, num_classes, *, dtype, rngs) -> nnx.Module
 BUILDERS: dict[str, Callable[..., nnx.Module]] = {
@@ -77,7 +77,8 @@ def create_model(config, input_shape: tuple[int, ...], num_classes: int,
     build = BUILDERS[config.model]
 
     def make(k):
-        return build(config, tuple(input_shape), num_classes, dtype=dtype, rngs=nnx.Rngs(params=k))
+        with layers.normalization(config.get("use_batchnorm", True)):
+            return build(config, tuple(input_shape), num_classes, dtype=dtype, rngs=nnx.Rngs(params=k))
 
     module = nnx.eval_shape(make, jax.random.key(0)) if key is None else make(key)
     graphdef, params, batch_stats, rest = nnx.split(module, nnx.Param, nnx.BatchStat, ...)

@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import math
 
@@ -16,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from spectral_jax.models.norm import BatchNorm
+from spectral_jax.models.norm import BatchNorm, ScalarScale
 
 
 @functools.partial(jax.jit, static_argnums=1)
@@ -49,8 +51,24 @@ def conv(c_in: int, c_out: int, kernel: int, stride: int = 1, *, dtype=jnp.float
     )
 
 
-def batch_norm(channels: int, *, dtype=jnp.float32, rngs: nnx.Rngs | None = None) -> BatchNorm:
+_USE_BATCHNORM = contextvars.ContextVar("use_batchnorm", default=True)
+
+
+@contextlib.contextmanager
+def normalization(use_batchnorm: bool):
+    """While building a model: `batch_norm` layers are BatchNorm (True) or a learnable scalar
+    multiplier (False, the reference's `use_batchnorm = 0`). The built graph keeps the choice."""
+    token = _USE_BATCHNORM.set(bool(use_batchnorm))
+    try:
+        yield
+    finally:
+        _USE_BATCHNORM.reset(token)
+
+
+def batch_norm(channels: int, *, dtype=jnp.float32, rngs: nnx.Rngs | None = None) -> BatchNorm | ScalarScale:
     """`rngs` is accepted for a uniform signature; BatchNorm's initialization is not random."""
+    if not _USE_BATCHNORM.get():
+        return ScalarScale(dtype=dtype)
     return BatchNorm(channels, momentum=0.9, epsilon=1e-5, dtype=dtype)
 
 

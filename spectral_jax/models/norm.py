@@ -100,3 +100,16 @@ class BatchNorm(nnx.Module):
         multiplier = self.scale[...].astype(jnp.float32) * jax.lax.rsqrt(self.var[...] + self.epsilon)
         shift = self.bias[...].astype(jnp.float32) - self.mean[...] * multiplier
         return (x.astype(jnp.float32) * multiplier + shift).astype(x.dtype)
+
+
+class ScalarScale(nnx.Module):
+    """The reference's `use_batchnorm = 0` replacement for BatchNorm: x * s with one learnable
+    scalar s (init 1), the same in training and evaluation (PAPER_SPEC §3.1)."""
+
+    def __init__(self, *, dtype=None, param_dtype=jnp.float32):
+        self.dtype = dtype
+        self.scale = nnx.Param(jax.device_put(np.ones((), np.dtype(param_dtype))))
+
+    def __call__(self, x: jax.Array, use_running_average: bool) -> jax.Array:
+        x = x.astype(self.dtype or x.dtype)
+        return x * self.scale[...].astype(x.dtype)
