@@ -16,7 +16,6 @@ import argparse
 import time
 
 import jax
-import jax.numpy as jnp
 
 from spectral_jax import models
 from spectral_jax.config import base_config

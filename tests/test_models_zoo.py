@@ -308,13 +308,9 @@ def sgd_train_step(model, num_classes: int = 10, lr: float = 0.1):
     return step
 
 
-def head_of(params: dict) -> dict:
-    return params["head"]
-
-
 def test_zero_head_first_loss_ln10_and_a_jitted_train_step(initialized):
     name, model, variables = initialized
-    head = head_of(variables["params"])
+    head = variables["params"]["head"]  # every model names its classifier `head`
     assert not np.any(head["kernel"]) and not np.any(head["bias"])
 
     images = jax.random.normal(jax.random.key(1), (2, *SMALL))
@@ -327,7 +323,7 @@ def test_zero_head_first_loss_ln10_and_a_jitted_train_step(initialized):
     _, second = step(after, images, labels, jax.random.key(3))
     assert np.isfinite(float(second))
     assert all(np.all(np.isfinite(leaf)) for leaf in jax.tree.leaves(after))
-    assert np.any(head_of(after["params"])["kernel"])  # the head learned
+    assert np.any(after["params"]["head"]["kernel"])  # the head learned
     if variables["batch_stats"]:  # running statistics moved
         assert not all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(variables["batch_stats"]),
                                                              jax.tree.leaves(after["batch_stats"])))

@@ -75,8 +75,10 @@ class BatchNorm(nnx.Module):
     """[..., C] -> [..., C] in `dtype` (default: the input's dtype).
 
     Training (`use_running_average=False`): normalize with the batch statistics and update
-    running <- momentum * running + (1 - momentum) * batch (biased variance, as the
-    reference). Evaluation: normalize with the running statistics.
+    running <- momentum * running + (1 - momentum) * batch, with the biased (1/N) variance
+    as in `nnx.BatchNorm` (TF's fused batch norm may average the N/(N-1)-corrected variance
+    instead: a relative difference of 1/(N-1), N = batch * H * W, i.e. < 1e-4 at batch 256).
+    Evaluation: normalize with the running statistics.
     """
 
     def __init__(self, num_features: int, *, momentum: float, epsilon: float, dtype=None,

@@ -17,7 +17,6 @@ wrn_32 (k = 32) is WRN-28-2 and wrn_160 (k = 160) is WRN-28-10; generic `wrn` re
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 from flax import nnx
 
 from spectral_jax.models import layers
