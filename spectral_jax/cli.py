@@ -1,8 +1,10 @@
-"""`spectral-jax demo|train|analyze|report|prepare`: flags only; the work is in library functions.
+"""`spectral-jax demo|train|analyze|report|prepare|models`: flags only; the work is in library
+functions.
 
-Every subcommand but `prepare` takes `--config.KEY=VALUE` overrides. `train` and `demo` read a
-config file (`--config=configs/FILE.py[:ARG]`); `analyze` and `report` read WORKDIR/config.json;
-`prepare NAME` builds a tfds dataset once, in the array_record format runs read.
+`train`, `demo`, `analyze` and `report` take `--config.KEY=VALUE` overrides. `train` and `demo`
+read a config file (`--config=configs/FILE.py[:ARG]`); `analyze` and `report` read
+WORKDIR/config.json; `prepare NAME` builds a tfds dataset once, in the array_record format runs
+read; `models` lists the registry with parameter counts and GFLOPs.
 """
 
 from __future__ import annotations
