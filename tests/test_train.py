@@ -82,3 +82,10 @@ def test_damaged_newest_checkpoint_is_skipped_with_warning(tmp_path, smoke_confi
     (checkpoints.checkpoint_dir(workdir) / "999").mkdir()  # a save killed half-way
     with pytest.warns(UserWarning, match=r"checkpoints/999"):
         assert checkpoints.valid_steps(workdir) == good
+
+
+def test_latest_checkpoints_plus_permanent_ones_are_kept(tmp_path, smoke_config):
+    smoke_config.epochs, smoke_config.ckpt_keep, smoke_config.ckpt_every_epochs = 5, 1, 2
+    loop.train_and_evaluate(smoke_config, tmp_path / "run", quiet=True)
+    # 44 steps per epoch: permanent at epochs 2 and 4, plus the latest (epoch 5)
+    assert checkpoints.valid_steps(tmp_path / "run") == [88, 176, 220]
