@@ -27,7 +27,7 @@ class ConfigError(ValueError):
 
 
 ANALYSIS_MODES = ("detrended", "reference")
-ANALYSIS_SPLITS = ("test", "train")
+ANALYSIS_SPLITS = ("test", "train", "val", "extra")  # val: with train_size; extra: CIFAR-10.1
 DTYPES = ("float32", "bfloat16")
 AUGMENT_POLICIES = ("none", "autoaugment", "randaugment")
 

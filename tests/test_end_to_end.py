@@ -73,3 +73,15 @@ def test_analyze_and_report_subcommands(tmp_path, capsys):
     assert cli.main(["report", "--workdir", str(w)]) == 0
     assert (w / "report" / "summary.json").exists()
     assert cli.main(["analyze", "--workdir", str(tmp_path / "nothing")]) == 2
+
+
+def test_analysis_of_other_splits(tmp_path, capsys):
+    w = tmp_path / "run"
+    args = ["--config", DEMO_SMOKE, "--config.epochs=1", "--config.train_size=1000"]
+    assert cli.main(["train", "--workdir", str(w), *args]) == 0
+    assert cli.main(["analyze", "--workdir", str(w), "--config.analysis.split=extra"]) == 2
+    assert "has the splits train, test, val" in capsys.readouterr().err
+    assert cli.main(["analyze", "--workdir", str(w), "--config.analysis.split=val"]) == 0
+    (step,) = [int(p.name) for p in (w / "checkpoints").iterdir()]
+    with np.load(w / "analysis" / "interpolation" / f"step_{step}.npz") as f:
+        assert str(f["setting_split"]) == "val" and f["pairs"].max() < 1437 - 1000

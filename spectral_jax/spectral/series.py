@@ -83,16 +83,22 @@ def line_images(config):
     images the lines use, so `lines.pairs` (split indices, saved) and the pairs into `images`
     differ."""
     a = config.analysis
-    if config.dataset in data_lib.STREAMS:
+    streamed = config.dataset in data_lib.STREAMS
+    if streamed:
         dataset = data_lib.load_stream(config.dataset, config.data_dir, config.image_size)
-        split = dataset.split(a.split)
-        lines = lines_lib.select_lines(split.labels(), a.pairs_per_class, a.pairs_per_class_pair)
-        used, inverse = np.unique(lines.pairs, return_inverse=True)
-        return dataset, lines, split.take(used).images, inverse.reshape(lines.pairs.shape).astype(np.int32)
-    dataset = data_lib.load_dataset(config.dataset, config.data_dir, config.train_size)
+    else:
+        dataset = data_lib.load_dataset(config.dataset, config.data_dir, config.train_size)
+    if a.split not in dataset.splits:
+        raise config_lib.ConfigError(
+            f"analysis.split={a.split!r}, but {config.dataset} has the splits {', '.join(dataset.splits)}"
+            + (" (`val` exists only with --config.train_size)" if a.split == "val" else "") + ".")
     split = dataset.split(a.split)
-    lines = lines_lib.select_lines(split.labels, a.pairs_per_class, a.pairs_per_class_pair)
-    return dataset, lines, split.images, lines.pairs
+    if not streamed:
+        lines = lines_lib.select_lines(split.labels, a.pairs_per_class, a.pairs_per_class_pair)
+        return dataset, lines, split.images, lines.pairs
+    lines = lines_lib.select_lines(split.labels(), a.pairs_per_class, a.pairs_per_class_pair)
+    used, inverse = np.unique(lines.pairs, return_inverse=True)
+    return dataset, lines, split.take(used).images, inverse.reshape(lines.pairs.shape).astype(np.int32)
 
 
 def load_run_config(workdir: str | Path) -> ml_collections.ConfigDict:
