@@ -174,3 +174,9 @@ def test_projection_directions_are_unit_and_from_the_fourier_tools(kind):
     x = jnp.asarray(np.random.default_rng(2).normal(size=(4, 32, 32, 3)), jnp.float32)
     np.testing.assert_allclose(np.asarray(noise.feature(x)), np.asarray(x).reshape(4, -1) @ d.reshape(-1),
                                rtol=1e-4, atol=1e-4)
+
+
+def test_fit_fraction():
+    # NF(f) = -0.8, NF(uniform) = -1.0, oracle(f) = -0.6, oracle(uniform) = -1.1: fitted 0.2 of 0.5
+    assert noise_fit.fit_fraction(-0.8, -1.0, -0.6, -1.1) == pytest.approx(0.4)
+    assert math.isnan(noise_fit.fit_fraction(-0.8, -1.0, -1.0, -1.0))
