@@ -24,3 +24,14 @@ def smoke_config():
     from spectral_jax.config import load_config_file
 
     return load_config_file(os.path.join(os.path.dirname(__file__), "..", "configs", "demo.py") + ":smoke")
+
+
+@pytest.fixture(scope="session")
+def fake_dir(tmp_path_factory):
+    """A real array_record data_dir holding synthetic `cifar10` and `imagenet2012`."""
+    import fake_tfds
+
+    root = tmp_path_factory.mktemp("tfds")
+    fake_tfds.build(fake_tfds.FakeCifar10, str(root))
+    fake_tfds.build(fake_tfds.FakeImagenet2012, str(root))
+    return str(root)

@@ -22,17 +22,6 @@ CIFAR10_MEAN = (0.49139968, 0.48215841, 0.44653091)  # PAPER_SPEC §1
 CIFAR10_STD = (0.24703223, 0.24348513, 0.26158784)
 
 
-@pytest.fixture(scope="module")
-def fake_dir(tmp_path_factory):
-    """A real array_record data_dir holding synthetic `cifar10` and `imagenet2012`."""
-    import fake_tfds
-
-    root = tmp_path_factory.mktemp("tfds")
-    fake_tfds.build(fake_tfds.FakeCifar10, str(root))
-    fake_tfds.build(fake_tfds.FakeImagenet2012, str(root))
-    return str(root)
-
-
 # --------------------------------------------------------------------------------------
 # tfds through tfds.testing.mock_data
 

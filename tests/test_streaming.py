@@ -8,7 +8,7 @@ from spectral_jax import cli, io
 from spectral_jax.config import ConfigError, load_config_file
 from spectral_jax.train import train_and_evaluate
 
-from test_data_sources import REPO, fake_dir  # noqa: F401  (the array_record fixture)
+from test_data_sources import REPO
 
 
 def stream_config(data_dir):
@@ -19,7 +19,7 @@ def stream_config(data_dir):
     return c
 
 
-def test_train_and_analyze_a_streamed_dataset(tmp_path, fake_dir):  # noqa: F811
+def test_train_and_analyze_a_streamed_dataset(tmp_path, fake_dir):
     w = tmp_path / "run"
     summary = train_and_evaluate(stream_config(fake_dir), w, quiet=True)
     records = io.read_jsonl(w / "metrics.jsonl")
@@ -39,7 +39,7 @@ def test_train_and_analyze_a_streamed_dataset(tmp_path, fake_dir):  # noqa: F811
         assert np.all(np.isfinite(f["hf_power"])) and f["pairs"].max() == 4
 
 
-def test_streamed_data_rejects_noise_fitting(tmp_path, fake_dir):  # noqa: F811
+def test_streamed_data_rejects_noise_fitting(tmp_path, fake_dir):
     c = stream_config(fake_dir)
     c.noise.type, c.noise.amplitude = "radial", 0.5
     with pytest.raises(ConfigError, match="in-memory dataset"):

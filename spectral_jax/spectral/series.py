@@ -13,7 +13,6 @@ import csv
 import io as _io
 from pathlib import Path
 
-import jax
 import ml_collections
 import numpy as np
 

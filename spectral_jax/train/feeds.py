@@ -32,7 +32,8 @@ class DeviceFeed:
                                               mesh, batch_fn)
         self._perm = step_lib.make_epoch_permutation(data_key, steps_per_epoch, len(dataset.split("train")))
         self._eval = step_lib.make_eval_fn(model, config.eval_batch_size, dataset.num_classes, mesh, noise)
-        self._eval_clean = step_lib.make_eval_fn(model, config.eval_batch_size, dataset.num_classes, mesh)
+        self._eval_clean = (step_lib.make_eval_fn(model, config.eval_batch_size, dataset.num_classes, mesh)
+                            if noise is not None and noise.active else self._eval)  # one compile when equal
         self.noise = noise
 
     def run_epoch(self, state, metrics, epoch: int, num_steps: int, step_key, aux, on_step):
