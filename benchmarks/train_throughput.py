@@ -41,7 +41,7 @@ def synthetic_cifar(n_train=2048, n_test=512, seed=0) -> Dataset:
 
 def bare_step_images_per_second(config, dataset, repeats: int) -> float:
     model, variables = models.create_model(config, dataset.image_shape, dataset.num_classes, jax.random.key(0))
-    opt = make_optimizer(config, 1000)
+    opt, _ = make_optimizer(config, 1000)
     state = init_state(variables, opt)
     x = jax.device_put(jnp.asarray(np.random.default_rng(0).normal(size=(config.batch_size,) + dataset.image_shape),
                                    jnp.float32))
@@ -92,7 +92,7 @@ def main():
             config.dataset, config.batch_size, config.lr = "digits", 32, 0.05  # the demo's setting
         else:
             config.dataset, config.batch_size = "synthetic32", 128
-        dataset = data_lib.load_dataset(config.dataset)
+        dataset = data_lib.open_dataset(config.dataset)
         with tempfile.TemporaryDirectory() as tmp:
             loop_ips, steps = loop_images_per_second(config, os.path.join(tmp, "run"))
         bare_ips = bare_step_images_per_second(config, dataset, repeats=max(steps, 10))

@@ -15,11 +15,12 @@ ARG "cpu":   a laptop-CPU version: 5,000 training images (the rest become `val`)
 ARG "smoke": a seconds-long run for checking a setup: 256 images, 1 epoch.
 """
 
-from spectral_jax.config import base_config
+from spectral_jax import config as config_lib
 
 
 def get_config(arg: str = ""):
-    c = base_config()
+    arg = config_lib.config_arg(arg, __file__)
+    c = config_lib.base_config()
     c.dataset = "cifar10"
     c.model = "cnn"
     c.epochs = 30
@@ -37,9 +38,5 @@ def get_config(arg: str = ""):
         c.train_size = 256
         c.epochs = 1
         c.batch_size = 64
-        c.analysis.num_points = 16
-        c.analysis.pairs_per_class = 2
-        c.analysis.pairs_per_class_pair = 1
-    elif arg:
-        raise ValueError(f"configs/cifar10.py: unknown argument {arg!r}; use '', 'cpu' or 'smoke'.")
+        config_lib.shrink_analysis(c)
     return c

@@ -8,11 +8,12 @@ Result:    final test accuracy ~0.97-0.99; within-class lines smoother than betw
 ARG "smoke": a few-second version for tests (2 epochs, few lines).
 """
 
-from spectral_jax.config import base_config
+from spectral_jax import config as config_lib
 
 
 def get_config(arg: str = ""):
-    c = base_config()
+    arg = config_lib.config_arg(arg, __file__, allowed=("smoke",))
+    c = config_lib.base_config()
     c.dataset = "digits"
     c.model = "cnn"
     c.epochs = 8
@@ -25,9 +26,5 @@ def get_config(arg: str = ""):
     c.analysis.pairs_per_class_pair = 4  # 45 class pairs -> 180 between-class lines
     if arg == "smoke":
         c.epochs = 2
-        c.analysis.num_points = 16
-        c.analysis.pairs_per_class = 2
-        c.analysis.pairs_per_class_pair = 1
-    elif arg:
-        raise ValueError(f"configs/demo.py: unknown argument {arg!r}; use '' or 'smoke'.")
+        config_lib.shrink_analysis(c)
     return c

@@ -12,11 +12,12 @@ ARG "cpu": the same measurement on the embedded digits with the small CNN, frequ
 std of the radial feature; about a minute on 2 CPU cores. ARG "smoke": a few seconds, for tests.
 """
 
-from spectral_jax.config import base_config
+from spectral_jax import config as config_lib
 
 
 def get_config(arg: str = ""):
-    c = base_config()
+    arg = config_lib.config_arg(arg, __file__)
+    c = config_lib.base_config()
     c.dataset = "cifar10"
     c.model = "wrn_32"
     c.augment.flip_crop = True  # the reference baseline: flip + crop + cutout 16 (PAPER_SPEC §5)
@@ -26,14 +27,10 @@ def get_config(arg: str = ""):
     c.noise.amplitude = 0.5
     c.ckpt_every_epochs = 20
     if arg in ("cpu", "smoke"):
-        c.dataset, c.model = "digits", "cnn"
-        c.augment.flip_crop, c.augment.cutout = False, 0
-        c.batch_size, c.lr = 32, 0.05
+        config_lib.shrink_to_digits(c)
         c.epochs = 20 if arg == "cpu" else 2
         c.noise.frequency_unit = "data_std"
         c.noise.frequency = 2.0  # two cycles per std of the radial feature over the digits
         c.noise.min_after_epoch = 2
         c.ckpt_every_epochs = 5
-    elif arg:
-        raise ValueError(f"configs/noise_fitting.py: unknown argument {arg!r}; use '', 'cpu' or 'smoke'.")
     return c

@@ -12,11 +12,12 @@ ARG "cpu": the small CNN on digits for 20 epochs with a checkpoint every 2: abou
 analyze on 2 CPU cores. ARG "smoke": seconds, for tests.
 """
 
-from spectral_jax.config import base_config
+from spectral_jax import config as config_lib
 
 
 def get_config(arg: str = ""):
-    c = base_config()
+    arg = config_lib.config_arg(arg, __file__)
+    c = config_lib.base_config()
     c.dataset = "cifar10"
     c.model = "wrn_32"
     c.augment.flip_crop = True  # the reference baseline (PAPER_SPEC §5)
@@ -26,11 +27,7 @@ def get_config(arg: str = ""):
     c.analysis.pairs_per_class = 200  # 2,000 within-class lines
     c.analysis.pairs_per_class_pair = 20  # 900 between-class lines
     if arg in ("cpu", "smoke"):
-        c.dataset, c.model = "digits", "cnn"
-        c.augment.flip_crop, c.augment.cutout = False, 0
-        c.batch_size, c.lr = 32, 0.05
+        config_lib.shrink_to_digits(c)
         c.epochs, c.ckpt_every_epochs = (20, 2) if arg == "cpu" else (2, 1)
         c.analysis.pairs_per_class, c.analysis.pairs_per_class_pair = 18, 8
-    elif arg:
-        raise ValueError(f"configs/training_time.py: unknown argument {arg!r}; use '', 'cpu' or 'smoke'.")
     return c

@@ -1,3 +1,7 @@
 """spectral-jax: the spectral bias of image classifiers (interpolation spectra, noise fitting)."""
 
+from spectral_jax import parallel as _parallel
+
+_parallel.set_cpu_collective_timeouts()  # before any backend starts: see parallel.CPU_COLLECTIVE_FLAGS
+
 __version__ = "0.1.0"

@@ -1,70 +1,67 @@
-"""`spectral-jax demo|train|analyze|report|prepare|models`: flags only; the work is in library
-functions.
+"""`spectral-jax demo|train|analyze|report|config|prepare|models`: flags only; the work is in
+library functions.
 
-`train`, `demo`, `analyze` and `report` take `--config.KEY=VALUE` overrides. `train` and `demo`
-read a config file (`--config=configs/FILE.py[:ARG]`); `analyze` and `report` read
-WORKDIR/config.json; `prepare NAME` builds a tfds dataset once, in the array_record format runs
-read; `models` lists the registry with parameter counts and GFLOPs.
+Every subcommand that builds a config takes `--config.KEY=VALUE` overrides. `train`, `demo` and
+`config` read a config file (`--config=configs/FILE.py[:ARG]`, found from the working directory
+or among the installed configs); `analyze`, `report`, and `train` without `--config`, read
+WORKDIR/config.json. Any `UserError` (bad config, missing data, damaged file) ends in one line
+`spectral-jax CMD: error: ...` and exit status 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
+import time
 from pathlib import Path
 
-from spectral_jax import config as config_lib
+import ml_collections
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from spectral_jax import config as config_lib
+from spectral_jax import parallel
+from spectral_jax.errors import ConfigError, UserError
+from spectral_jax.models import summary as model_summary
+from spectral_jax.report import write_report
+from spectral_jax.spectral.series import analyze_run, read_summary
+from spectral_jax.train import train_and_evaluate
+
 DEMO_CONFIG = "configs/demo.py"
 
 
-def resolve_config_path(spec: str) -> str:
-    """`configs/x.py[:ARG]` relative to the working directory, else to the repository root."""
-    path, colon, arg = spec.partition(":")
-    if not Path(path).is_file() and (REPO_ROOT / path).is_file():
-        path = str(REPO_ROOT / path)
-    return path + colon + arg
-
-
-def load_config(spec: str, overrides) -> "config_lib.ml_collections.ConfigDict":
-    config = config_lib.load_config_file(resolve_config_path(spec))
-    config_lib.apply_overrides(config, overrides)
-    config_lib.validate(config)
-    return config
-
-
-def run_config(workdir: str, overrides):
-    from spectral_jax.spectral.series import load_run_config
-
-    config = load_run_config(workdir)
+def load_config(spec: str | None, overrides, workdir: str | None = None) -> ml_collections.ConfigDict:
+    """The config file `spec` (or, without one, WORKDIR/config.json) with `overrides`, validated."""
+    if spec:
+        config = config_lib.load_config_file(spec)
+    elif workdir:
+        config = config_lib.load_run_config(workdir)
+    else:
+        config = config_lib.base_config()
     config_lib.apply_overrides(config, overrides)
     config_lib.validate(config)
     return config
 
 
 def cmd_train(args, overrides) -> None:
-    from spectral_jax.train import parallel
-
-    config = load_config(args.config, overrides)  # a bad config fails before joining the cluster
+    if not args.config and not (args.workdir and Path(args.workdir, "config.json").exists()):
+        raise ConfigError(f"{args.workdir} holds no run (no config.json) to resume: give --config=configs/FILE.py.")
+    config = load_config(args.config, overrides, args.workdir)  # a bad config fails before joining the cluster
     parallel.initialize_distributed(args.coordinator, args.num_processes, args.process_id)
-    from spectral_jax.train import train_and_evaluate
-
-    train_and_evaluate(config, args.workdir)
+    train_and_evaluate(config, args.workdir, restart_schedule=args.restart_schedule)
 
 
 def cmd_analyze(args, overrides) -> None:
-    from spectral_jax.spectral.series import analyze_run
-
-    analyze_run(args.workdir, run_config(args.workdir, overrides))
+    analyze_run(args.workdir, load_config(None, overrides, args.workdir))
 
 
 def cmd_report(args, overrides) -> None:
-    from spectral_jax.report import write_report
-
     if overrides:
-        run_config(args.workdir, overrides)  # validates; the report itself only reads results
+        load_config(None, overrides, args.workdir)  # validates; the report itself only reads results
     write_report(args.workdir)
+
+
+def cmd_config(args, overrides) -> None:
+    print(config_lib.describe(load_config(args.config, overrides, args.workdir)))
 
 
 def parse_shape(text: str) -> tuple[int, ...]:
@@ -74,29 +71,20 @@ def parse_shape(text: str) -> tuple[int, ...]:
     except ValueError:
         shape = ()
     if len(shape) != 3 or min(shape) < 1:
-        raise config_lib.ConfigError(f"--input_shape must be H,W,C with positive integers (like 32,32,3), got {text!r}.")
+        raise ConfigError(f"--input_shape must be H,W,C with positive integers (like 32,32,3), got {text!r}.")
     return shape
 
 
 def cmd_models(args, overrides) -> None:
-    from spectral_jax.models import summary
-
-    config = config_lib.base_config()
-    config_lib.apply_overrides(config, overrides)  # e.g. --config.wrn.depth=16 for `wrn`
-    config_lib.validate(config)
+    config = load_config(None, overrides)  # e.g. --config.wrn.depth=16 for `wrn`
     if args.num_classes < 1:
-        raise config_lib.ConfigError(f"--num_classes must be a positive integer, got {args.num_classes}.")
+        raise ConfigError(f"--num_classes must be a positive integer, got {args.num_classes}.")
     names = None if args.model is None else [args.model]
-    print(summary.format_rows(summary.model_rows(config, parse_shape(args.input_shape), args.num_classes, names)))
+    rows = model_summary.model_rows(config, parse_shape(args.input_shape), args.num_classes, names)
+    print(model_summary.format_rows(rows))
 
 
 def cmd_demo(args, overrides) -> None:
-    import time
-
-    from spectral_jax.report import write_report
-    from spectral_jax.spectral.series import analyze_run, read_summary
-    from spectral_jax.train import train_and_evaluate
-
     config = load_config(args.config, overrides)
     t0 = time.perf_counter()
     train_and_evaluate(config, args.workdir)
@@ -109,10 +97,10 @@ def cmd_demo(args, overrides) -> None:
 
 
 def cmd_prepare(args, overrides) -> None:
-    from spectral_jax.data.prepare import prepare
+    from spectral_jax.data.prepare import prepare  # imports tensorflow_datasets' builders: only here
 
     if overrides:
-        raise config_lib.ConfigError("prepare takes no --config overrides; use: spectral-jax prepare NAME [--data_dir D].")
+        raise ConfigError("prepare takes no --config overrides; use: spectral-jax prepare NAME [--data_dir D].")
     prepare(args.name, args.data_dir)
 
 
@@ -132,40 +120,64 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def overrides_help(groups: tuple[str, ...] = ()) -> str:
+    """The epilog of subcommands that take overrides: the syntax, and the keys."""
+    keys = [k for k, _, _ in config_lib.FIELDS if not groups or k.split(".")[0] in groups or "." not in k]
+    listing = textwrap.fill(", ".join(keys), width=100, initial_indent="  ", subsequent_indent="  ")
+    return ("Override any config key with --config.KEY=VALUE (typed like the key's default; nested keys are\n"
+            "dotted: --config.epochs=20 --config.noise.amplitude=0.5 --config.analysis.mode=reference).\n"
+            "Unknown keys and bad values are an error before any compute. Keys:\n" + listing +
+            "\n`spectral-jax config [--config=FILE | --workdir W]` prints every key with its value and help.")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spectral-jax",
-        description="Measure the spectral bias of image classifiers. Any subcommand takes "
+        description="Measure the spectral bias of image classifiers. Subcommands that build a config take "
                     "--config.KEY=VALUE overrides (e.g. --config.epochs=5 --config.analysis.num_points=32).")
     sub = parser.add_subparsers(dest="command", required=True)
+    raw = argparse.RawDescriptionHelpFormatter
 
-    p = sub.add_parser("demo", help="train the small CNN on digits, analyse every checkpoint, write the report")
+    p = sub.add_parser("demo", help="train the small CNN on digits, analyse every checkpoint, write the report",
+                       epilog=overrides_help(), formatter_class=raw)
     p.add_argument("--workdir", default="runs/demo")
     p.add_argument("--config", default=DEMO_CONFIG, help="config file[:ARG] (default %(default)s)")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("train", help="train a config into a run directory (resumes a partial run)")
-    p.add_argument("--config", required=True, help="configs/FILE.py[:ARG]")
+    p = sub.add_parser("train", help="train a config into a run directory (resumes or extends a run)",
+                       epilog=overrides_help(), formatter_class=raw)
+    p.add_argument("--config", help="configs/FILE.py[:ARG]; without it, the run in --workdir is resumed from "
+                                    "its config.json (with --config.epochs=N it is extended)")
     p.add_argument("--workdir", required=True)
+    p.add_argument("--restart_schedule", action="store_true",
+                   help="when extending a run, start a fresh cosine cycle at the resumed step (default: one "
+                        "cosine over the whole new duration)")
     g = p.add_argument_group("multi-process (otherwise taken from the environment: SLURM, TPU, ...)")
     g.add_argument("--coordinator", help="HOST:PORT of process 0")
     g.add_argument("--num_processes", type=int)
     g.add_argument("--process_id", type=int)
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("models", help="each registry model's trainable parameters and forward GFLOPs per image")
-    p.add_argument("--input_shape", default="32,32,3", help="H,W,C of one image (default %(default)s)")
-    p.add_argument("--num_classes", type=int, default=10)
-    p.add_argument("--model", default=None, help="just this model (default: all)")
-    p.set_defaults(func=cmd_models)
-
-    p = sub.add_parser("analyze", help="interpolation spectra at every checkpoint of a run")
+    p = sub.add_parser("analyze", help="interpolation spectra at every checkpoint of a run",
+                       epilog=overrides_help(("analysis",)), formatter_class=raw)
     p.add_argument("--workdir", required=True)
     p.set_defaults(func=cmd_analyze)
 
     p = sub.add_parser("report", help="figures and summary.json from a run's analysis")
     p.add_argument("--workdir", required=True)
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("config", help="print a resolved config: every key, its value and one line of help",
+                       epilog=overrides_help(), formatter_class=raw)
+    p.add_argument("--config", help="configs/FILE.py[:ARG] (default: the base config)")
+    p.add_argument("--workdir", help="a run directory: its config.json")
+    p.set_defaults(func=cmd_config)
+
+    p = sub.add_parser("models", help="each registry model's trainable parameters and forward GFLOPs per image")
+    p.add_argument("--input_shape", default="32,32,3", help="H,W,C of one image (default %(default)s)")
+    p.add_argument("--num_classes", type=int, default=10)
+    p.add_argument("--model", default=None, help="just this model (default: all)")
+    p.set_defaults(func=cmd_models)
 
     p = sub.add_parser("prepare", help="build a tfds dataset (cifar10, cifar10_1, cifar100, svhn_cropped, "
                                        "imagenet2012) in array_record format; needs the [prepare] extra and network")
@@ -181,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         overrides = config_lib.parse_overrides(rest)
         args.func(args, overrides)
-    except (config_lib.ConfigError, FileNotFoundError) as e:
+    except (UserError, FileNotFoundError) as e:
         print(f"spectral-jax {args.command}: error: {e}", file=sys.stderr)
         return 2
     return 0

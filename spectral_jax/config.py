@@ -1,16 +1,18 @@
 """Configs: the shared defaults, loading `configs/FILE.py[:ARG]`, `--config.KEY=VALUE`
-overrides, validation before any compute, and durations resolved to steps.
+overrides, validation before any compute, a run's own config.json, and durations resolved to
+steps.
 
 Every experiment config starts from `base_config()` and overrides what differs, so the
 top-level keys (`dataset`, `model`, `epochs`, ...) mean the same thing everywhere and
-feature groups nest (`analysis.*`).
+feature groups nest (`analysis.*`). Validation asks the data and model registries for their
+names; they never import this module.
 """
 
 from __future__ import annotations
 
 import ast
 import dataclasses
-import difflib
+import importlib.resources
 import importlib.util
 import json
 import math
@@ -19,11 +21,12 @@ from typing import Any, Sequence
 
 import ml_collections
 
-from spectral_jax import io
+from spectral_jax import data, io, models
+from spectral_jax.data.noise import FREQUENCY_UNITS, NOISE_TYPES
+from spectral_jax.errors import ConfigError, did_you_mean
 
-
-class ConfigError(ValueError):
-    """A config problem found before any compute; the message says how to fix it."""
+CONFIGS_PACKAGE = "spectral_jax.configs"  # the top-level configs/ folder, installed with the package
+CONFIG_ARGS = ("cpu", "smoke")  # the laptop-sized variants every experiment config offers
 
 
 ANALYSIS_MODES = ("detrended", "reference")
@@ -31,107 +34,164 @@ ANALYSIS_SPLITS = ("test", "train", "val", "extra")  # val: with train_size; ext
 DTYPES = ("float32", "bfloat16")
 AUGMENT_POLICIES = ("none", "autoaugment", "randaugment")
 
+# Every key of every config: (dotted key, default, one line of help). `base_config()` is built
+# from it and `spectral-jax config` prints it, so a key and its help never drift apart.
+FIELDS: tuple[tuple[str, Any, str], ...] = (
+    ("dataset", "digits", "dataset: digits, cifar10, cifar10_1, cifar100, svhn_cropped, imagenet2012 or npz:PATH"),
+    ("data_dir", "", "where prepared data lives; '' = the source's default (tfds: ~/tensorflow_datasets)"),
+    ("train_size", 0, "training examples kept (fixed seed-0 shuffle); the rest become `val`; 0 = all"),
+    ("image_size", 0, "side of streamed images (imagenet2012); 0 = the source's default (224)"),
+    ("model", "cnn", "registry model (spectral-jax models lists them)"),
+    ("dtype", "float32", "compute dtype, float32 or bfloat16; parameters stay float32"),
+    ("use_batchnorm", True, "false: every BatchNorm becomes one learnable scalar"),
+    # Recipe (docs/methods.md §4): Nesterov SGD, per-step cosine from step 1, coupled L2, clip 5.
+    ("epochs", 200, "training epochs (the cosine schedule spans them)"),
+    ("steps", 0, "training steps; > 0 overrides epochs (the last epoch may be partial)"),
+    ("batch_size", 256, "global training batch, split over all devices"),
+    ("eval_batch_size", 256, "global evaluation batch"),
+    ("lr", 0.1, "peak learning rate of the per-step cosine schedule"),
+    ("schedule_restart_step", 0, "step where the current cosine cycle starts (set by train --restart_schedule)"),
+    ("momentum", 0.9, "Nesterov momentum; 0 = plain SGD"),
+    ("weight_decay", 5e-4, "coupled L2: wd * 0.5 * sum of squares of every parameter, added to the loss"),
+    ("grad_clip_norm", 5.0, "clip gradients to this global norm; 0 = off"),
+    ("seed", 0, "initialization, data order (seed, epoch) and randomness (seed, step)"),
+    # Regularization and intervention variants (docs/methods.md §4, §6, E9); all off by default.
+    ("label_smoothing", 0.0, "uniform smoothing of the training targets"),
+    ("teacher_workdir", "", "self-distillation from this run directory's newest checkpoint"),
+    ("distillation_alpha", 0.0, "targets = alpha * labels + (1 - alpha) * teacher softmax"),
+    ("max_accuracy", 0.0, "stop once test accuracy >= this; 0 = off"),
+    ("min_loss", 0.0, "stop once the epoch-mean training CE <= this; 0 = off"),
+    # Noise fitting (docs/methods.md §2.1-2.2, §10): frequency-modulated label smoothing.
+    ("noise.type", "none", "label noise: none, radial, fourier, random, f, 1/f, uniform"),
+    ("noise.frequency", 0.038, "cycles per unit of the noise feature g(x) (or per std, see frequency_unit)"),
+    ("noise.frequency_unit", "absolute", "absolute, or data_std: cycles per std of g(x) over the train set"),
+    ("noise.amplitude", 0.0, "batch-mean smoothing (normalize) or its scale; must be > 0 for a noise run"),
+    ("noise.normalize", True, "scale eps so that its batch mean is the amplitude"),
+    ("noise.spatial_frequency", 2.0, "fourier noise: diagonal index m = floor(s / sqrt(2))"),
+    ("noise.seed", 0, "random noise: the direction's numpy seed"),
+    ("noise.class_index", -1, "perturb only this class; -1 = all classes"),
+    ("noise.min_after_epoch", 0, "burn-in for min_noise_fitting_after_burn_in"),
+    # On-device augmentation (docs/methods.md §5). Order: image_freq -> mixup -> policy -> crop
+    # -> flip -> cutout. The reference baseline is flip_crop=True, cutout=16.
+    ("augment.flip_crop", False, "zero-pad 4, random crop (offsets 0..7), horizontal flip p=0.5"),
+    ("augment.cutout", 0, "side of the zeroed square, clipped at the borders; 0 = off"),
+    ("augment.mixup_alpha", 0.0, "mixup: lambda ~ Beta(alpha, alpha) per batch; 0 = off"),
+    ("augment.policy", "none", "none, autoaugment (95 CIFAR sub-policies) or randaugment"),
+    ("augment.randaugment_num_ops", 3, "randaugment: ops per image, uniform with replacement from 14"),
+    ("augment.randaugment_magnitude", 4, "randaugment: level on the 0..10 scale"),
+    ("augment.reference_pipeline_bug", False, "true: discard the policy output when flip_crop is on"),
+    ("augment.image_freq.probability", 0.0, "f / 1/f image-frequency augmentation: share perturbed; 0 = off"),
+    ("augment.image_freq.magnitude", 4.0, "L2 norm of the added pattern, standardized units"),
+    ("augment.image_freq.f_fraction", 0.5, "share of perturbed examples that get f (the rest 1/f)"),
+    ("augment.image_freq.amplitude", 0.5, "uniform label smoothing of perturbed examples"),
+    # Checkpoints at the end of every epoch.
+    ("ckpt_keep", 2, "latest checkpoints kept; 0 = keep all"),
+    ("ckpt_every_epochs", 10, "also keep one permanently every this many epochs"),
+    # Interpolation spectra (docs/methods.md §2.3 pairs, §10 statistics).
+    ("analysis.split", "test", "split the lines are drawn from: test, train, val, extra"),
+    ("analysis.num_points", 64, "M points per line, both ends included"),
+    ("analysis.pairs_per_class", 200, "within-class lines per class (capped by the data)"),
+    ("analysis.pairs_per_class_pair", 20, "between-class lines per unordered class pair"),
+    ("analysis.chunk_lines", 0, "lines per compiled chunk; 0 = chosen for the backend"),
+    ("analysis.mode", "detrended", "detrended (our statistics) or reference (the released code's convention)"),
+    # The generic `wrn` model (wrn_32 / wrn_160 are fixed 28-2 / 28-10).
+    ("wrn.depth", 28, "WRN depth, 6n + 4 (n blocks per stage)"),
+    ("wrn.widen_factor", 2, "WRN widening k: stage widths 16k, 32k, 64k"),
+)
+
 
 def base_config() -> ml_collections.ConfigDict:
-    """The defaults every config starts from (PAPER_SPEC §4 recipe, §10 analysis)."""
+    """The defaults every config starts from (docs/methods.md §4 recipe, §10 analysis)."""
     c = ml_collections.ConfigDict()
-    c.dataset = "digits"
-    c.data_dir = ""  # "" = the source's own default location
-    c.train_size = 0  # training examples (PAPER_SPEC §4); 0 = all, else the rest becomes `val`
-    c.image_size = 0  # side of streamed images (imagenet2012); 0 = the source's default (224)
-    c.model = "cnn"
-    c.dtype = "float32"  # compute dtype; parameters stay float32
-    c.use_batchnorm = True  # False: every BatchNorm becomes one learnable scalar (PAPER_SPEC §3.1)
-
-    # Recipe (PAPER_SPEC §4): Nesterov SGD, per-step cosine from step 1, coupled L2, clip 5.
-    # Duration: `epochs`, or `steps` (> 0 overrides epochs; the last epoch may be partial).
-    c.epochs = 200
-    c.steps = 0
-    c.batch_size = 256
-    c.eval_batch_size = 256
-    c.lr = 0.1
-    c.momentum = 0.9
-    c.weight_decay = 5e-4
-    c.grad_clip_norm = 5.0
-    c.seed = 0
-
-    # Regularization and intervention variants (PAPER_SPEC §4, §6, E9); all off by default.
-    c.label_smoothing = 0.0  # uniform smoothing of the training targets
-    c.teacher_workdir = ""  # self-distillation from this run directory's newest checkpoint
-    c.distillation_alpha = 0.0  # targets = alpha * labels + (1 - alpha) * teacher softmax
-    c.max_accuracy = 0.0  # stop once test accuracy >= this (0 = off)
-    c.min_loss = 0.0  # stop once the epoch-mean training CE <= this (0 = off)
-
-    # Noise fitting (PAPER_SPEC §2.1-2.2, §10): frequency-modulated label smoothing.
-    c.noise = ml_collections.ConfigDict()
-    c.noise.type = "none"  # none, radial, fourier, random, f, 1/f, uniform
-    c.noise.frequency = 0.038
-    c.noise.frequency_unit = "absolute"  # or "data_std": cycles per std of g(x) over the train set
-    c.noise.amplitude = 0.0  # batch-mean smoothing when normalize; must be set for a noise run
-    c.noise.normalize = True
-    c.noise.spatial_frequency = 2.0  # for "fourier": diagonal index m = floor(s / sqrt(2))
-    c.noise.seed = 0  # for "random"
-    c.noise.class_index = -1  # -1 = all classes
-    c.noise.min_after_epoch = 0  # burn-in for min_noise_fitting_after_burn_in
-
-    # On-device augmentation (PAPER_SPEC §5), all off by default. Order: image_freq -> mixup
-    # (batch level) -> policy -> crop -> flip -> cutout. The reference baseline is
-    # flip_crop=True, cutout=16.
-    c.augment = ml_collections.ConfigDict()
-    c.augment.flip_crop = False  # zero-pad 4, random crop (offsets 0..7), horizontal flip p=0.5
-    c.augment.cutout = 0  # side of the zeroed square, clipped at the borders; 0 = off
-    c.augment.mixup_alpha = 0.0  # lambda ~ Beta(alpha, alpha) per batch; 0 = off
-    c.augment.policy = "none"  # or "autoaugment" (95 CIFAR sub-policies) or "randaugment"
-    c.augment.randaugment_num_ops = 3  # ops per image, uniform with replacement from 14
-    c.augment.randaugment_magnitude = 4  # level on the 0..10 scale
-    c.augment.reference_pipeline_bug = False  # True: discard the policy output when flip_crop is on (§8.6)
-    c.augment.image_freq = ml_collections.ConfigDict()  # f / 1/f image-frequency augmentation (§2.4)
-    c.augment.image_freq.probability = 0.0  # share of examples perturbed; 0 = off
-    c.augment.image_freq.magnitude = 4.0  # L2 norm of the added pattern, standardized units
-    c.augment.image_freq.f_fraction = 0.5  # share of perturbed examples that get "f" (the rest "1/f")
-    c.augment.image_freq.amplitude = 0.5  # uniform label smoothing of perturbed examples
-
-    # Checkpoints at the end of every epoch: the latest `ckpt_keep` are kept, plus a permanent
-    # one every `ckpt_every_epochs` epochs (1 = keep every epoch, for training-time studies).
-    c.ckpt_keep = 2
-    c.ckpt_every_epochs = 10
-
-    # Interpolation spectra (PAPER_SPEC §2.3 pairs, §10 statistics).
-    c.analysis = ml_collections.ConfigDict()
-    c.analysis.split = "test"
-    c.analysis.num_points = 64  # M points per line, both ends included
-    c.analysis.pairs_per_class = 200  # within-class lines per class (capped by the data)
-    c.analysis.pairs_per_class_pair = 20  # between-class lines per unordered class pair
-    c.analysis.chunk_lines = 0  # lines per compiled chunk; 0 = chosen for the backend
-    c.analysis.mode = "detrended"  # or "reference" (the released code's convention)
-
-    # The generic `wrn` model: WRN-depth-widen_factor with the blocks of PAPER_SPEC §3.1
-    # (stage widths 16k, 32k, 64k for k = widen_factor). wrn_32 / wrn_160 are fixed 28-2 / 28-10.
-    c.wrn = ml_collections.ConfigDict()
-    c.wrn.depth = 28  # 6n + 4: n blocks per stage
-    c.wrn.widen_factor = 2
+    for dotted, default, _ in FIELDS:
+        node, *parents = c, *dotted.split(".")[:-1]
+        for part in parents:
+            if part not in node:
+                node[part] = ml_collections.ConfigDict()
+            node = node[part]
+        node[dotted.split(".")[-1]] = default
     return c
+
+
+def describe(config: ml_collections.ConfigDict) -> str:
+    """Every key with its value and one line of help (keys a config file added get none)."""
+    helps = {k: h for k, _, h in FIELDS}
+    flat = _flatten(config.to_dict())
+    width = max(len(f"{k} = {v!r}") for k, v in flat.items())
+    return "\n".join(f"{f'{k} = {v!r}':<{width}}  # {helps.get(k, '(set by the config file)')}"
+                     for k, v in flat.items())
 
 
 # --------------------------------------------------------------------------------------
 # Loading and overrides
 
 
+def resolve_config_path(path_str: str) -> Path:
+    """A config file by path: relative to the working directory, else inside the installed
+    `configs/` folder (`configs/demo.py`, `demo.py` and `demo` all name the packaged demo)."""
+    path = Path(path_str).expanduser()
+    if path.is_file():
+        return path
+    packaged = importlib.resources.files(CONFIGS_PACKAGE)
+    rel = path.as_posix().removeprefix("configs/")
+    for candidate in (rel, rel + ".py"):
+        target = packaged.joinpath(candidate)
+        if target.is_file():
+            return Path(str(target))
+    names = sorted(p.name for p in packaged.iterdir() if p.name.endswith(".py") and not p.name.startswith("_"))
+    raise ConfigError(f"Config file not found: {path_str!r}, neither from the working directory nor among the "
+                      f"installed configs ({', '.join(names)}); use --config=configs/FILE.py[:ARG].")
+
+
 def load_config_file(spec: str) -> ml_collections.ConfigDict:
     """Loads `path/to/file.py[:ARG]` by calling its `get_config(ARG)` (ARG defaults to "")."""
     path_str, _, arg = spec.partition(":")
-    path = Path(path_str)
-    if not path.is_file():
-        raise ConfigError(f"Config file not found: {path_str!r} (expected --config=configs/FILE.py[:ARG]).")
+    path = resolve_config_path(path_str)
     module_spec = importlib.util.spec_from_file_location(f"_spectral_jax_config_{path.stem}", path)
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
     if not hasattr(module, "get_config"):
         raise ConfigError(f"{path_str} has no get_config(arg) function.")
-    config = module.get_config(arg)  # every config file takes one (possibly empty) string argument
+    try:
+        config = module.get_config(arg)  # every config file takes one (possibly empty) string argument
+    except ConfigError:
+        raise
+    except ValueError as e:  # a config file's own complaint about its argument
+        raise ConfigError(f"{path_str}: {e}") from e
     if not isinstance(config, ml_collections.ConfigDict):
         raise ConfigError(f"{path_str}: get_config() must return an ml_collections.ConfigDict.")
     return config
+
+
+def config_arg(arg: str, file: str, allowed: Sequence[str] = CONFIG_ARGS) -> str:
+    """A config file's ARG, checked: '' (full scale) or one of `allowed`."""
+    if arg and arg not in allowed:
+        raise ConfigError(f"{Path(file).name}: unknown argument {arg!r}.{did_you_mean(arg, allowed)} "
+                          f"Use '' (full scale) or {', '.join(repr(a) for a in allowed)}.")
+    return arg
+
+
+def shrink_to_digits(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """The `:cpu`/`:smoke` form of a full-scale experiment: the small CNN on the embedded digits,
+    no augmentation, batch 32, lr 0.05 (what runs in seconds to minutes on a laptop CPU)."""
+    c.dataset, c.data_dir, c.train_size, c.model = "digits", "", 0, "cnn"
+    c.augment.flip_crop, c.augment.cutout = False, 0
+    c.batch_size, c.lr = 32, 0.05
+    return c
+
+
+def shrink_analysis(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """The analysis of a `:smoke` run: 16 points, 2 within-class lines per class, 1 per class pair."""
+    c.analysis.num_points, c.analysis.pairs_per_class, c.analysis.pairs_per_class_pair = 16, 2, 1
+    return c
+
+
+def load_run_config(workdir: str | Path) -> ml_collections.ConfigDict:
+    """The resolved config of the run in `workdir` (its config.json)."""
+    path = Path(workdir) / "config.json"
+    if not path.exists():
+        raise ConfigError(f"{path} not found: is {workdir} a spectral-jax run directory?")
+    return config_from_json(path)
 
 
 def config_from_json(path: str | Path) -> ml_collections.ConfigDict:
@@ -175,10 +235,8 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: Sequence[tuple
             valid = sorted(node.keys())
             if part not in node:
                 where = ".".join(parts[:i]) or "the config"
-                near = difflib.get_close_matches(part, valid, n=3)
-                hint = f" Did you mean {', '.join(near)}?" if near else ""
                 raise ConfigError(
-                    f"Unknown config key {dotted!r}: {where} has no key {part!r}.{hint} "
+                    f"Unknown config key {dotted!r}: {where} has no key {part!r}.{did_you_mean(part, valid)} "
                     f"Valid keys there: {', '.join(valid)}."
                 )
             if i < len(parts) - 1:
@@ -234,13 +292,12 @@ def _coerce(current: Any, value: Any, key: str) -> Any:
 
 def validate(config: ml_collections.ConfigDict) -> None:
     """Raises ConfigError for anything that would fail later; cheap, runs before compute."""
-    from spectral_jax import data, models  # registries; imported late to keep config import light
-
     data.check_dataset_name(config.dataset)
     models.check_model_name(config.model)
     _choice("dtype", config.dtype, DTYPES)
-    for key in ("epochs", "steps", "batch_size", "eval_batch_size", "ckpt_keep", "ckpt_every_epochs"):
-        _positive(key, config[key], allow_zero=key in ("ckpt_keep", "steps"))
+    for key in ("epochs", "steps", "batch_size", "eval_batch_size", "ckpt_keep", "ckpt_every_epochs",
+                "schedule_restart_step"):
+        _positive(key, config[key], allow_zero=key in ("ckpt_keep", "steps", "schedule_restart_step"))
     for key in ("lr", "momentum", "weight_decay", "grad_clip_norm", "max_accuracy", "min_loss"):
         if not (isinstance(config[key], (int, float)) and config[key] >= 0 and math.isfinite(config[key])):
             raise ConfigError(f"Config key {key!r} must be a finite number >= 0, got {config[key]!r}.")
@@ -272,8 +329,6 @@ def _validate_wrn(w) -> None:
 
 
 def _validate_noise(n) -> None:
-    from spectral_jax.data.noise import FREQUENCY_UNITS, NOISE_TYPES
-
     _choice("noise.type", n.type, NOISE_TYPES)
     _choice("noise.frequency_unit", n.frequency_unit, FREQUENCY_UNITS)
     if n.type != "none" and not n.amplitude > 0:
@@ -310,7 +365,8 @@ def _number_in(key: str, value: Any, low: float, high: float) -> None:
 
 def _choice(key: str, value: Any, choices: Sequence[str]) -> None:
     if value not in choices:
-        raise ConfigError(f"Config key {key!r} is {value!r}; valid choices: {', '.join(choices)}.")
+        raise ConfigError(f"Config key {key!r} is {value!r};{did_you_mean(value, choices)} "
+                          f"valid choices: {', '.join(choices)}.")
 
 
 def _positive(key: str, value: Any, allow_zero: bool = False) -> None:
@@ -336,6 +392,10 @@ class Schedule:
     def epoch_end(self, epoch: int) -> int:
         """The global step at the end of 0-based `epoch`."""
         return min((epoch + 1) * self.steps_per_epoch, self.total_steps)
+
+    def epoch_steps(self, epoch: int) -> int:
+        """Steps in 0-based `epoch` (fewer in a partial last epoch)."""
+        return self.epoch_end(epoch) - epoch * self.steps_per_epoch
 
 
 def resolve_schedule(config: ml_collections.ConfigDict, num_train: int) -> Schedule:

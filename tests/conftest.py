@@ -13,9 +13,9 @@ logging.getLogger("absl").setLevel(logging.ERROR)
 
 @pytest.fixture(scope="session")
 def digits():
-    from spectral_jax.data import load_dataset
+    from spectral_jax.data import open_dataset
 
-    return load_dataset("digits")
+    return open_dataset("digits")
 
 
 @pytest.fixture

@@ -34,15 +34,22 @@ def test_wrong_type_is_an_error(smoke_config):
         config_lib.apply_overrides(smoke_config, [("lr", "fast")])
 
 
-def test_unknown_model_lists_valid_names(smoke_config):
+def test_unknown_model_suggests_and_lists_valid_names(smoke_config):
     smoke_config.model = "resnet1000"
-    with pytest.raises(config_lib.ConfigError, match=r"Unknown model 'resnet1000'\. Valid models: .*cnn.*mlp"):
+    with pytest.raises(config_lib.ConfigError,
+                       match=r"Unknown model 'resnet1000'\. Did you mean resnet18\? Valid models: cnn, mlp, "):
+        config_lib.validate(smoke_config)
+    smoke_config.model = "wrn32"
+    with pytest.raises(config_lib.ConfigError, match=r"Did you mean wrn_32"):
         config_lib.validate(smoke_config)
 
 
 def test_unknown_dataset_and_bad_values(smoke_config):
     smoke_config.dataset = "mnist9"
     with pytest.raises(config_lib.ConfigError, match="Valid datasets: .*digits"):
+        config_lib.validate(smoke_config)
+    smoke_config.dataset = "cifar1"
+    with pytest.raises(config_lib.ConfigError, match=r"Unknown dataset 'cifar1'\. Did you mean cifar10"):
         config_lib.validate(smoke_config)
     smoke_config.dataset = "digits"
     smoke_config.analysis.mode = "raw"
@@ -77,5 +84,40 @@ def test_config_json_roundtrip(tmp_path, smoke_config):
 
 def test_config_file_argument():
     assert config_lib.load_config_file(DEMO + ":smoke").epochs == 2
-    with pytest.raises(ValueError, match="unknown argument"):
+    with pytest.raises(config_lib.ConfigError, match="demo.py: unknown argument 'huge'"):
         config_lib.load_config_file(DEMO + ":huge")
+
+
+def test_bad_config_argument_is_a_clean_cli_error(tmp_path, capsys):
+    code = cli.main(["train", "--config=configs/demo.py:smok", "--workdir", str(tmp_path / "w")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("spectral-jax train: error: demo.py: unknown argument 'smok'. Did you mean smoke?")
+    assert "Traceback" not in err and not (tmp_path / "w").exists()
+
+
+def test_installed_configs_resolve_from_any_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for spec in ("configs/demo.py", "demo.py", "demo"):
+        assert config_lib.resolve_config_path(spec).read_text().startswith('"""The demo')
+    with pytest.raises(config_lib.ConfigError, match=r"among the installed configs \(.*demo\.py"):
+        config_lib.resolve_config_path("configs/nope.py")
+
+
+def test_config_subcommand_prints_every_key_with_help(capsys):
+    assert cli.main(["config", f"--config={DEMO}:smoke", "--config.lr=0.2"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    rows = {line.split(" = ")[0]: line for line in out}
+    assert set(rows) == {k for k, _, _ in config_lib.FIELDS}
+    assert rows["lr"].startswith("lr = 0.2 ") and "# peak learning rate" in rows["lr"]
+    assert rows["epochs"].startswith("epochs = 2 ")
+    assert "# M points per line" in rows["analysis.num_points"]
+
+
+@pytest.mark.parametrize("command", ["train", "analyze"])
+def test_help_explains_overrides_and_lists_keys(command, capsys):
+    with pytest.raises(SystemExit):
+        cli.main([command, "--help"])
+    out = capsys.readouterr().out
+    assert "--config.KEY=VALUE" in out and "spectral-jax config" in out
+    assert "analysis.num_points," in out and ("noise.type," in out) == (command == "train")

@@ -7,7 +7,8 @@ import pytest
 
 from spectral_jax import config as config_lib
 
-CONFIGS = sorted((Path(__file__).resolve().parent.parent / "configs").glob("*.py"))
+CONFIGS = sorted(p for p in (Path(__file__).resolve().parent.parent / "configs").rglob("*.py")
+                 if not p.name.startswith("_"))
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)

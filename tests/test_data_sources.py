@@ -34,7 +34,7 @@ CIFAR10_STD = (0.24703223, 0.24348513, 0.26158784)
 ])
 def test_tfds_datasets_load_through_mock_data(name, num_classes, split_names):
     with tfds.testing.mock_data(num_examples=30):
-        ds = data.load_dataset(name, "")
+        ds = data.open_dataset(name, "")
     assert ds.name == name and ds.num_classes == num_classes
     assert set(ds.splits) == split_names
     for split in ds.splits.values():
@@ -49,7 +49,7 @@ def test_tfds_datasets_load_through_mock_data(name, num_classes, split_names):
 
 def test_mocked_cifar10_train_size_split():
     with tfds.testing.mock_data(num_examples=30):
-        ds = data.load_dataset("cifar10", "", train_size=20)
+        ds = data.open_dataset("cifar10", "", train_size=20)
     assert len(ds.split("train")) == 20 and len(ds.split("val")) == 10 and len(ds.split("test")) == 30
 
 
@@ -60,7 +60,7 @@ def test_mocked_cifar10_train_size_split():
 def test_real_array_record_cifar10_in_file_order(fake_dir):
     import fake_tfds
 
-    ds = data.load_dataset("cifar10", fake_dir)
+    ds = data.open_dataset("cifar10", fake_dir)
     assert set(ds.splits) == {"train", "test"}  # no CIFAR-10.1 prepared there: no extra split
     for split, n, seed in (("train", 40, 5), ("test", 20, 4)):
         images, labels = fake_tfds.cifar10_arrays(n, seed)
@@ -70,7 +70,7 @@ def test_real_array_record_cifar10_in_file_order(fake_dir):
 
 def test_cifar10_1_requires_its_data(fake_dir):
     with pytest.raises(ConfigError) as e:
-        data.load_dataset("cifar10_1", fake_dir)
+        data.open_dataset("cifar10_1", fake_dir)
     assert "'cifar10_1'" in str(e.value) and f"spectral-jax prepare cifar10_1 --data_dir {fake_dir}" in str(e.value)
 
 
@@ -84,7 +84,7 @@ def test_data_prepared_in_another_format_is_reported(fake_dir, tmp_path):
     info = json.loads((version_dir / "dataset_info.json").read_text())
     (version_dir / "dataset_info.json").write_text(json.dumps(dict(info, fileFormat="tfrecord")))
     with pytest.raises(ConfigError) as e:
-        data.load_dataset("cifar10", str(tmp_path))
+        data.open_dataset("cifar10", str(tmp_path))
     assert f"{version_dir} holds cifar10, but tfds.data_source cannot read it" in str(e.value)
     assert f"tfds convert_format --dataset_version_dir {version_dir} --out_file_format array_record" in str(e.value)
     assert "spectral-jax prepare cifar10 --data_dir NEW_DIR" in str(e.value)
@@ -95,7 +95,7 @@ def test_missing_data_error_is_quick_and_says_what_to_do(tmp_path, name):
     empty = tmp_path / "empty"
     t0 = time.perf_counter()
     with pytest.raises(ConfigError) as e:
-        data.load_dataset(name, str(empty))
+        data.open_dataset(name, str(empty))
     assert time.perf_counter() - t0 < 5.0
     msg = str(e.value)
     assert f"Dataset {name!r}" in msg
@@ -108,7 +108,7 @@ def test_missing_data_error_with_default_data_dir(monkeypatch, tmp_path):
     monkeypatch.setattr(tfds_source, "default_data_dir", lambda: str(tmp_path))
     monkeypatch.setattr(tfds.core.constants, "DATA_DIR", str(tmp_path))
     with pytest.raises(ConfigError, match=r"spectral-jax prepare cifar100\n"):
-        data.load_dataset("cifar100", "")
+        data.open_dataset("cifar100", "")
 
 
 def test_train_cli_fails_fast_on_missing_data_and_writes_nothing(tmp_path):
@@ -179,7 +179,7 @@ def test_train_size_zero_or_all_keeps_the_split_and_too_large_is_an_error():
 
 
 def test_digits_train_size():
-    ds = data.load_dataset("digits", "", train_size=1000)
+    ds = data.open_dataset("digits", "", train_size=1000)
     assert len(ds.split("train")) == 1000 and len(ds.split("val")) == 437 and len(ds.split("test")) == 360
 
 
@@ -195,7 +195,7 @@ def test_channel_stats_match_float64_numpy():
 @pytest.mark.skipif(not (Path(tfds_source.default_data_dir()) / "cifar10").exists(),
                     reason="real CIFAR-10 not prepared (spectral-jax prepare cifar10)")
 def test_real_cifar10_standardization_equals_paper_constants():
-    ds = data.load_dataset("cifar10")
+    ds = data.open_dataset("cifar10")
     np.testing.assert_allclose(ds.mean, CIFAR10_MEAN, atol=1e-6)
     np.testing.assert_allclose(ds.std, CIFAR10_STD, atol=1e-6)
 
@@ -209,42 +209,49 @@ def test_npz_with_and_without_test_arrays(tmp_path):
     images = rng.integers(0, 256, (20, 5, 6, 1), dtype=np.uint8)
     labels = np.arange(20) % 4
     np.savez(tmp_path / "a.npz", images=images, labels=labels)
-    ds = data.load_dataset(f"npz:{tmp_path / 'a.npz'}")
+    ds = data.open_dataset(f"npz:{tmp_path / 'a.npz'}")
     assert ds.num_classes == 4 and ds.image_shape == (5, 6, 1)
     assert len(ds.split("train")) == 16 and len(ds.split("test")) == 4
-    again = data.load_dataset("npz:a.npz", str(tmp_path))  # relative to data_dir
+    again = data.open_dataset("npz:a.npz", str(tmp_path))  # relative to data_dir
     np.testing.assert_array_equal(again.split("test").images, ds.split("test").images)
     np.testing.assert_array_equal(ds.mean, channel_stats(ds.split("train").images)[0])
 
     np.savez(tmp_path / "b.npz", images=images, labels=labels, test_images=images[:3], test_labels=np.array([0, 6, 1]))
-    ds = data.load_dataset(f"npz:{tmp_path / 'b.npz'}", train_size=12)
+    ds = data.open_dataset(f"npz:{tmp_path / 'b.npz'}", train_size=12)
     assert ds.num_classes == 7 and len(ds.split("test")) == 3
     assert len(ds.split("train")) == 12 and len(ds.split("val")) == 8
 
 
 def test_npz_errors(tmp_path):
     with pytest.raises(ConfigError, match="no file"):
-        data.load_dataset(f"npz:{tmp_path / 'missing.npz'}")
+        data.open_dataset(f"npz:{tmp_path / 'missing.npz'}")
     np.savez(tmp_path / "f.npz", images=np.zeros((4, 2, 2, 1), np.float32), labels=np.zeros(4, int))
     with pytest.raises(ConfigError, match="uint8"):
-        data.load_dataset(f"npz:{tmp_path / 'f.npz'}")
+        data.open_dataset(f"npz:{tmp_path / 'f.npz'}")
     np.savez(tmp_path / "g.npz", images=np.zeros((4, 2, 2, 1), np.uint8))
     with pytest.raises(ConfigError, match="no array 'labels'"):
-        data.load_dataset(f"npz:{tmp_path / 'g.npz'}")
+        data.open_dataset(f"npz:{tmp_path / 'g.npz'}")
 
 
 # --------------------------------------------------------------------------------------
 # imagenet2012: the streaming source
 
 
-def test_imagenet_is_streamed_not_loaded():
-    with pytest.raises(ConfigError, match="streaming"):
-        data.load_dataset("imagenet2012", "")
+def test_one_open_for_in_memory_and_streamed_datasets(fake_dir, digits):
+    streamed = data.open_dataset("imagenet2012", fake_dir, image_size=24)
+    assert streamed.streamed and not digits.streamed
+    for ds in (streamed, digits):  # one split interface
+        split = ds.split("test")
+        assert split.labels.shape == (len(split),) and split.image_shape == ds.image_shape
+        few = split.take([1, 0])
+        assert few.images.shape == (2, *ds.image_shape) and list(few.labels) == list(split.labels[[1, 0]])
+    with pytest.raises(ConfigError, match="imagenet2012 is streamed: train_size is not supported"):
+        data.open_dataset("imagenet2012", fake_dir, train_size=10)
 
 
 def test_imagenet_missing_data_error(tmp_path):
     with pytest.raises(ConfigError, match="spectral-jax prepare imagenet2012 --data_dir"):
-        data.load_stream("imagenet2012", str(tmp_path))
+        data.open_dataset("imagenet2012", str(tmp_path))
 
 
 def test_imagenet_stream_from_array_record(fake_dir):
@@ -254,13 +261,13 @@ def test_imagenet_stream_from_array_record(fake_dir):
     assert ds.num_classes == 1000 and ds.image_shape == (24, 24, 3)
     train, test = ds.split("train"), ds.split("test")
     assert len(train) == 12 and len(test) == 5
-    assert sorted(test.labels().tolist()) == sorted((7 * i + 100) % 1000 for i in range(5))
+    assert sorted(test.labels.tolist()) == sorted((7 * i + 100) % 1000 for i in range(5))
 
     # Evaluation: every example once, file order, last batch padded and masked.
     batches = list(test.batches(2))
     assert [b.mask.sum() for b in batches] == [2, 2, 1]
     assert all(b.images.shape == (2, 24, 24, 3) and b.images.dtype == np.uint8 for b in batches)
-    np.testing.assert_array_equal(np.concatenate([b.labels[b.mask] for b in batches]), test.labels())
+    np.testing.assert_array_equal(np.concatenate([b.labels[b.mask] for b in batches]), test.labels)
     # The centre crop of a decoded JPEG is close to the centre crop of the original image.
     first = test.take([0])
     ref = imagenet.center_crop(imagenet.decode(fake_tfds.imagenet_image(100 + _index_of(test, 0)), 24), 24)
@@ -278,7 +285,7 @@ def test_imagenet_stream_from_array_record(fake_dir):
 
 def _index_of(split, position):
     """The synthetic index of the record at `position` (labels are (7 i + 100) % 1000)."""
-    label = int(split.labels()[position])
+    label = int(split.labels[position])
     return next(i for i in range(5) if (7 * i + 100) % 1000 == label)
 
 
@@ -356,7 +363,7 @@ def test_build_array_record_writes_a_readable_directory(tmp_path, capsys):
 
     out = prepare.build_array_record(fake_tfds.FakeCifar10(data_dir=str(tmp_path), file_format="array_record"))
     assert (out / "dataset_info.json").exists()
-    assert len(data.load_dataset("cifar10", str(tmp_path)).split("test")) == 20
+    assert len(data.open_dataset("cifar10", str(tmp_path)).split("test")) == 20
     again = prepare.build_array_record(fake_tfds.FakeCifar10(data_dir=str(tmp_path), file_format="array_record"))
     assert again == out and "already prepared" in capsys.readouterr().out
 

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from spectral_jax.data import noise as noise_lib
-from spectral_jax.spectral import noise_fit
 from spectral_jax.train import step as step_lib
 
 K = 10
@@ -147,14 +146,14 @@ def test_oracle_terms_by_hand():
     y = jnp.array([[1.0, 0.0]])
     noisy = jnp.array([[0.8, 0.2]])
     want = -math.log(0.8) - (-(0.8 * math.log(0.8) + 0.2 * math.log(0.2)))
-    assert float(noise_fit.oracle_terms(y, noisy)[0]) == pytest.approx(want, rel=1e-5)
+    assert float(noise_lib.oracle_terms(y, noisy)[0]) == pytest.approx(want, rel=1e-5)
 
 
 def test_minimum_over_epochs_with_burn_in():
     records = [{"epoch": 1, "noise_fitting": -3.0}, {"epoch": 2, "noise_fitting": -1.0},
                {"epoch": 3, "noise_fitting": -2.0}]
-    assert noise_fit.minimum_over_epochs(records) == (-3.0, 1)
-    assert noise_fit.minimum_over_epochs(records, after_epoch=2) == (-2.0, 3)
+    assert noise_lib.minimum_over_epochs(records) == (-3.0, 1)
+    assert noise_lib.minimum_over_epochs(records, after_epoch=2) == (-2.0, 3)
 
 
 @pytest.mark.parametrize("kind", ["fourier", "f", "1/f", "random"])
@@ -178,5 +177,5 @@ def test_projection_directions_are_unit_and_from_the_fourier_tools(kind):
 
 def test_fit_fraction():
     # NF(f) = -0.8, NF(uniform) = -1.0, oracle(f) = -0.6, oracle(uniform) = -1.1: fitted 0.2 of 0.5
-    assert noise_fit.fit_fraction(-0.8, -1.0, -0.6, -1.1) == pytest.approx(0.4)
-    assert math.isnan(noise_fit.fit_fraction(-0.8, -1.0, -1.0, -1.0))
+    assert noise_lib.fit_fraction(-0.8, -1.0, -0.6, -1.1) == pytest.approx(0.4)
+    assert math.isnan(noise_lib.fit_fraction(-0.8, -1.0, -1.0, -1.0))

@@ -76,10 +76,10 @@ ANALYSIS_SCRIPT = """
 import jax, numpy as np
 from spectral_jax import models
 from spectral_jax.config import base_config
-from spectral_jax.data import load_dataset
+from spectral_jax.data import open_dataset
 from spectral_jax.spectral import LineEvaluator, select_lines
-from spectral_jax.train import parallel
-ds = load_dataset("digits"); test = ds.split("test")
+from spectral_jax import parallel
+ds = open_dataset("digits"); test = ds.split("test")
 model, variables = models.create_model(base_config(), ds.image_shape, 10, jax.random.key(0))
 variables = jax.tree.map(lambda x: x + 0.01 * np.sign(np.sin(np.arange(x.size))).reshape(x.shape), variables)
 lines = select_lines(test.labels, 3, 1)

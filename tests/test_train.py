@@ -15,7 +15,7 @@ def test_first_step_loss_is_ln10(digits, smoke_config):
     for name in ("cnn", "mlp"):
         smoke_config.model = name
         model, variables = models.create_model(smoke_config, digits.image_shape, 10, jax.random.key(0))
-        opt = optimizer_lib.make_optimizer(smoke_config, 100)
+        opt, _ = optimizer_lib.make_optimizer(smoke_config, 100)
         train_step = step_lib.make_train_step(model, opt, smoke_config, 10, steps_per_epoch=44)
         data = step_lib.DeviceSplit.put(digits.split("train"), digits.mean, digits.std)
         perm = jnp.arange(len(digits.split("train")))

@@ -166,7 +166,7 @@ def test_extra_split_accuracy_and_effective_robustness(tmp_path, smoke_config, m
 
 
 def test_partial_distributed_flags_are_an_error():
-    from spectral_jax.train import parallel
+    from spectral_jax import parallel
 
     with pytest.raises(config_lib.ConfigError, match="--coordinator, --num_processes and --process_id"):
         parallel.initialize_distributed("127.0.0.1:1234", None, None)

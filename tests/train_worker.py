@@ -23,7 +23,7 @@ def main():
     p.add_argument("--process_id", type=int)
     args, rest = p.parse_known_args()
 
-    from spectral_jax.train import parallel
+    from spectral_jax import parallel
 
     parallel.initialize_distributed(args.coordinator, args.num_processes, args.process_id, timeout_s=60)
 

@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from spectral_jax.data import autoaugment_policies, fourier, image_ops
+from spectral_jax.data.noise import smooth
 
 CROP_PADDING = 4
 AugmentFn = Callable[[jax.Array, jax.Array, jax.Array], tuple[jax.Array, jax.Array]]
@@ -109,8 +110,7 @@ def image_freq(key: jax.Array, images: jax.Array, targets: jax.Array, patterns: 
     use_f = jax.random.uniform(k_kind, (b,)) < f_fraction
     pattern = jnp.where(use_f[:, None, None, None], patterns[0], patterns[1])
     images = images + jnp.where(chosen[:, None, None, None], pattern, 0.0).astype(images.dtype)
-    smoothed = (1 - amplitude) * targets + amplitude / k
-    return images, jnp.where(chosen[:, None], smoothed, targets)
+    return images, jnp.where(chosen[:, None], smooth(targets, amplitude, k), targets)
 
 
 # --------------------------------------------------------------------------------------

@@ -26,18 +26,36 @@ class Split:
     def __len__(self) -> int:
         return int(self.images.shape[0])
 
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.images.shape[1:])
+
+    def take(self, indices) -> "Split":
+        """The chosen examples, in the given order."""
+        indices = np.asarray(indices, np.int64)
+        return Split(self.images[indices], self.labels[indices])
+
 
 @dataclasses.dataclass(frozen=True)
 class Dataset:
+    """A dataset by split. Splits are in-memory `Split`s, or for a streamed dataset (imagenet2012)
+    `imagenet.StreamSplit`s; both give `labels` [N], `len()`, `image_shape` and `take(indices)`
+    (an in-memory `Split` of chosen examples), so callers branch only on `streamed`."""
+
     name: str
     num_classes: int
     mean: np.ndarray  # float32 [C], in [0, 1] pixel units, from the training split
     std: np.ndarray  # float32 [C]
-    splits: dict[str, Split]
+    splits: dict  # name -> Split (or StreamSplit)
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
-        return tuple(self.splits["train"].images.shape[1:])
+        return tuple(self.splits["train"].image_shape)
+
+    @property
+    def streamed(self) -> bool:
+        """True when the splits stream host batches instead of holding arrays."""
+        return not isinstance(self.splits["train"], Split)
 
     def split(self, name: str) -> Split:
         if name not in self.splits:

@@ -11,7 +11,8 @@ Batches stay uint8 [B, S, S, 3] and are standardized on the device like every ot
   not depend on thread timing.
 
 Standardization uses the usual ImageNet training-set statistics rather than a pass over 1.28M
-images. `StreamSplit.take` gives an in-memory `Split` of chosen examples (analysis pairs).
+images. A `Dataset` of `StreamSplit`s; `StreamSplit.take` gives an in-memory `Split` of chosen
+examples (analysis pairs).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from spectral_jax.data.dataset import Split
+from spectral_jax.data.dataset import Dataset, Split
 
 NAME = "imagenet2012"
 NUM_CLASSES = 1000
@@ -43,26 +44,6 @@ class HostBatch:
     images: np.ndarray  # uint8 [B, S, S, 3]
     labels: np.ndarray  # int32 [B]
     mask: np.ndarray  # bool [B]: False marks padding in the last evaluation batch
-
-
-@dataclasses.dataclass(frozen=True)
-class StreamingDataset:
-    """Like `Dataset`, but each split streams host batches instead of holding arrays."""
-
-    name: str
-    num_classes: int
-    mean: np.ndarray  # float32 [3], [0, 1] units
-    std: np.ndarray  # float32 [3]
-    splits: dict[str, "StreamSplit"]
-
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        return self.splits["train"].image_shape
-
-    def split(self, name: str) -> "StreamSplit":
-        if name not in self.splits:
-            raise ValueError(f"Dataset {self.name!r} has no split {name!r}; it has {', '.join(self.splits)}.")
-        return self.splits[name]
 
 
 class StreamSplit:
@@ -83,6 +64,7 @@ class StreamSplit:
     def image_shape(self) -> tuple[int, int, int]:
         return (self.image_size, self.image_size, 3)
 
+    @property
     def labels(self) -> np.ndarray:
         """int32 [N], read once (images stay undecoded) and cached."""
         if self._labels is None:
@@ -242,7 +224,7 @@ def random_resized_crop(image, size: int, rng: np.random.Generator, area=(0.08, 
 # The registered loader.
 
 
-def load(data_dir: str = "", image_size: int = IMAGE_SIZE) -> StreamingDataset:
+def load(data_dir: str = "", image_size: int = IMAGE_SIZE) -> Dataset:
     """Opens `imagenet2012` (train, and validation as `test`) from a prepared directory."""
     import tensorflow_datasets as tfds
 
@@ -256,4 +238,4 @@ def load(data_dir: str = "", image_size: int = IMAGE_SIZE) -> StreamingDataset:
         except Exception as e:  # tfds reports missing data as NotImplementedError, FileNotFoundError, ...
             raise tfds_source.missing_data_error(NAME, data_dir, e) from e
     splits = {k: StreamSplit(s, image_size=image_size, train=(k == "train")) for k, s in sources.items()}
-    return StreamingDataset(NAME, NUM_CLASSES, MEAN, STD, splits)
+    return Dataset(NAME, NUM_CLASSES, MEAN, STD, splits)

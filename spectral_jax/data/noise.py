@@ -12,6 +12,17 @@ with g(x) = ||x|| - phi_D (`radial`; phi_D = E||z||, z ~ N(0, I_D), D = H*W*C: 5
 eps = a for `uniform` (the frequency-0 control). `class_index = c >= 0` perturbs only rows whose
 label argmax is c (the normalization still uses the whole batch). A pure function of
 (images, labels, config): it runs per batch, after augmentation, and never edits stored data.
+
+Noise fitting (docs/methods.md §2.2, §10) measures how much of such a noise function a model has
+fitted, on a held-out set in evaluation mode, with y the one-hot labels, y' the noisy labels and
+p the model's softmax:
+
+    clean_loss     = mean CE(y, p)          noisy_loss = mean CE(y', p)
+    noise_fitting  = clean_loss - noisy_loss           (no offset)
+    oracle         = the noise fitting of p = y' exactly: mean [CE(y, y') - CE(y', y')]
+    oracle_uniform = the same for uniform smoothing of equal amplitude (eps = a everywhere)
+
+`noise_fitting_terms` gives these per example; the training loop sums them every epoch.
 """
 
 from __future__ import annotations
@@ -22,6 +33,10 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
+
+from spectral_jax.data import fourier
+from spectral_jax.data.dataset import standardize
 
 NOISE_TYPES = ("none", "radial", "fourier", "random", "f", "1/f", "uniform")
 FREQUENCY_UNITS = ("absolute", "data_std")
@@ -39,8 +54,6 @@ def noise_direction(kind: str, image_shape: tuple[int, int, int], *, seed: int =
     if kind == "random":
         d = np.random.RandomState(seed).normal(size=int(np.prod(image_shape))).reshape(image_shape)
     elif kind in ("fourier", "f", "1/f"):
-        from spectral_jax.data import fourier
-
         h, w, c = image_shape
         if kind == "fourier":
             d = fourier.fourier_basis_image(*fourier.spatial_frequency_index(spatial_frequency, h, w), h, w, c)
@@ -48,13 +61,7 @@ def noise_direction(kind: str, image_shape: tuple[int, int, int], *, seed: int =
             d = fourier.fourier_composite_image(kind, h, w, c)
     else:
         raise ValueError(f"{kind!r} has no direction; direction types: {', '.join(DIRECTION_TYPES)}.")
-    return fourier_unit(d)
-
-
-def fourier_unit(d) -> np.ndarray:
-    from spectral_jax.data.fourier import unit_direction
-
-    return unit_direction(np.asarray(d, np.float64)).astype(np.float32)
+    return fourier.unit_direction(np.asarray(d, np.float64)).astype(np.float32)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,8 +146,6 @@ def make_label_noise(noise_config, image_shape: tuple[int, int, int], num_classe
 def feature_std(noise: LabelNoise, images_u8, mean, std, batch_size: int = 1024) -> float:
     """std of g(x) over a whole (un-augmented) split, uint8 [N,H,W,C] on the host or a device:
     the unit of `frequency_unit="data_std"`."""
-    from spectral_jax.data.dataset import standardize
-
     @jax.jit
     def features(batch):
         return noise.feature(standardize(batch, mean, std))
@@ -148,3 +153,50 @@ def feature_std(noise: LabelNoise, images_u8, mean, std, batch_size: int = 1024)
     g = np.concatenate([np.asarray(features(images_u8[i:i + batch_size]))
                         for i in range(0, images_u8.shape[0], batch_size)])
     return float(g.astype(np.float64).std())
+
+
+# --------------------------------------------------------------------------------------
+# Noise fitting: per-example terms and their summaries.
+
+# Targets with eps > K/(K-1) have a negative true-class entry; the oracle predictor is then
+# clipped to this floor (and renormalized) so that its cross-entropy stays finite.
+ORACLE_FLOOR = 1e-7
+
+
+def distribution_cross_entropy(targets: jax.Array, probs: jax.Array) -> jax.Array:
+    """-sum_k y_k log p_k for a predictor that outputs the distribution `probs` itself."""
+    p = jnp.maximum(probs, ORACLE_FLOOR)
+    p = p / jnp.sum(p, axis=-1, keepdims=True)
+    return -jnp.sum(targets * jnp.log(p), axis=-1)
+
+
+def oracle_terms(onehot: jax.Array, noisy: jax.Array) -> jax.Array:
+    """Per-example noise fitting of the predictor p = y': CE(y, y') - CE(y', y')."""
+    return distribution_cross_entropy(onehot, noisy) - distribution_cross_entropy(noisy, noisy)
+
+
+def noise_fitting_terms(logits: jax.Array, onehot: jax.Array, noisy: jax.Array, amplitude: float,
+                        num_classes: int) -> dict[str, jax.Array]:
+    """clean, noisy, oracle and oracle_uniform CE terms per example [B] (their means give the metrics)."""
+    logits = logits.astype(jnp.float32)
+    return {
+        "clean": optax.softmax_cross_entropy(logits, onehot),
+        "noisy": optax.softmax_cross_entropy(logits, noisy),
+        "oracle": oracle_terms(onehot, noisy),
+        "oracle_uniform": oracle_terms(onehot, smooth(onehot, amplitude, num_classes)),
+    }
+
+
+def fit_fraction(nf: float, nf_uniform: float, oracle: float, oracle_uniform: float) -> float:
+    """(NF(f) - NF(uniform control)) / (oracle(f) - oracle(uniform)) (docs/methods.md §10)."""
+    den = oracle - oracle_uniform
+    return float((nf - nf_uniform) / den) if den != 0 else float("nan")
+
+
+def minimum_over_epochs(records: list[dict], key: str = "noise_fitting", after_epoch: int = 0):
+    """(min value, its epoch) of `key` over records with epoch >= after_epoch; (nan, -1) if none."""
+    pts = [(r[key], r["epoch"]) for r in records if key in r and r["epoch"] >= after_epoch]
+    if not pts:
+        return float("nan"), -1
+    i = int(np.argmin([v for v, _ in pts]))
+    return float(pts[i][0]), int(pts[i][1])

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from spectral_jax.data.dataset import Dataset, Split, channel_stats
+from spectral_jax.errors import ConfigError
 
 PREFIX = "npz:"
 TEST_FRACTION = 0.2
@@ -25,8 +26,6 @@ def is_npz_name(name: str) -> bool:
 
 def load(name: str, data_dir: str = "") -> Dataset:
     """Loads `npz:PATH`; a relative PATH is taken from `data_dir` when it is set, else the cwd."""
-    from spectral_jax.config import ConfigError
-
     path = Path(name[len(PREFIX):]).expanduser()
     if not path.is_absolute() and data_dir:
         path = Path(data_dir).expanduser() / path
@@ -56,8 +55,6 @@ def load(name: str, data_dir: str = "") -> Dataset:
 
 
 def _split(name: str, images: np.ndarray, labels: np.ndarray, ikey: str, lkey: str) -> Split:
-    from spectral_jax.config import ConfigError
-
     if images.dtype != np.uint8 or images.ndim != 4:
         raise ConfigError(f"Dataset {name!r}: {ikey} must be uint8 [N,H,W,C] (add a channel axis for "
                           f"grayscale), got {images.dtype} {images.shape}.")
@@ -70,8 +67,6 @@ def _split(name: str, images: np.ndarray, labels: np.ndarray, ikey: str, lkey: s
 
 
 def _hold_out(name: str, split: Split) -> tuple[Split, Split]:
-    from spectral_jax.config import ConfigError
-
     n = len(split)
     n_test = int(round(n * TEST_FRACTION))
     if n_test < 1 or n - n_test < 1:

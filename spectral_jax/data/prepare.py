@@ -12,7 +12,7 @@ import importlib.util
 import socket
 from pathlib import Path
 
-from spectral_jax.config import ConfigError
+from spectral_jax.errors import ConfigError
 from spectral_jax.data import tfds_source
 
 # name -> host the tfds builder downloads from (None: files are placed by hand).

@@ -14,7 +14,8 @@ import dataclasses
 
 import numpy as np
 
-from spectral_jax.data.dataset import Dataset, Split
+from spectral_jax.data.dataset import Dataset
+from spectral_jax.errors import ConfigError
 
 SPLIT_SEED = 0
 
@@ -24,17 +25,11 @@ def shuffled_indices(n: int, seed: int = SPLIT_SEED) -> np.ndarray:
     return np.random.RandomState(seed).permutation(n)
 
 
-def take(split: Split, indices: np.ndarray) -> Split:
-    return Split(split.images[indices], split.labels[indices])
-
-
 def split_train_val(dataset: Dataset, train_size: int, seed: int = SPLIT_SEED) -> Dataset:
     """`dataset` with its `train` split cut to `train_size` examples and the rest as `val`.
 
     train_size 0 (or the whole split) keeps the dataset as it is, with no `val` split.
     """
-    from spectral_jax.config import ConfigError
-
     train = dataset.split("train")
     n = len(train)
     if not isinstance(train_size, int) or isinstance(train_size, bool) or train_size < 0:
@@ -46,5 +41,5 @@ def split_train_val(dataset: Dataset, train_size: int, seed: int = SPLIT_SEED) -
         return dataset
     order = shuffled_indices(n, seed)
     train_idx, val_idx = np.sort(order[:train_size]), np.sort(order[train_size:])
-    splits = dict(dataset.splits, train=take(train, train_idx), val=take(train, val_idx))
+    splits = dict(dataset.splits, train=train.take(train_idx), val=train.take(val_idx))
     return dataclasses.replace(dataset, splits=splits)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spectral_jax.config import ConfigError
+from spectral_jax.errors import ConfigError
 from spectral_jax.data.dataset import Dataset, Split, channel_stats
 
 

@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from spectral_jax.errors import unknown_name
 from spectral_jax.models import cnn, layers, mlp, pyramidnet, resnet, shake_shake, wrn
 
 # name -> build(config, input_shape, num_classes, *, dtype, rngs) -> nnx.Module
@@ -43,10 +44,8 @@ def model_names() -> list[str]:
 
 
 def check_model_name(name: str) -> None:
-    from spectral_jax.config import ConfigError
-
     if name not in BUILDERS:
-        raise ConfigError(f"Unknown model {name!r}. Valid models: {', '.join(model_names())}.")
+        raise unknown_name("model", name, model_names())
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

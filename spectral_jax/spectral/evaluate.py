@@ -15,8 +15,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh
 
+from spectral_jax import parallel
 from spectral_jax.data import standardize
 from spectral_jax.spectral import spectrum
 
@@ -25,7 +26,6 @@ ApplyFn = Callable[[Any, jax.Array], jax.Array]
 # Lines per chunk when `chunk_lines=0`. Measured with benchmarks/analysis_chunks.py: on a
 # 2-core CPU small batches win (cache-sized); accelerators want large batches.
 DEFAULT_CHUNK_LINES = {"cpu": 4, "gpu": 64, "tpu": 64}  # per device
-DATA_AXIS = "data"  # the mesh axis of spectral_jax.train.parallel
 
 
 def default_chunk_lines() -> int:
@@ -56,7 +56,7 @@ class LineEvaluator:
     def _chunk_impl(self, variables, images, mean, std, pairs):
         self.trace_count += 1  # runs only while tracing
         if self.mesh is not None:
-            pairs = jax.lax.with_sharding_constraint(pairs, NamedSharding(self.mesh, P(DATA_AXIS)))
+            pairs = jax.lax.with_sharding_constraint(pairs, parallel.batch_sharded(self.mesh))
         x = images if mean is None else standardize(images, mean, std)
         x0, x1 = x[pairs[:, 0]].astype(jnp.float32), x[pairs[:, 1]].astype(jnp.float32)
         points = spectrum.line_points(x0, x1, self.num_points, self.mode)  # [C, M, H, W, C]

@@ -18,10 +18,11 @@ import numpy as np
 
 from spectral_jax import config as config_lib
 from spectral_jax import data as data_lib
-from spectral_jax import io, models
+from spectral_jax import io, models, parallel
+from spectral_jax.errors import ConfigError
 from spectral_jax.spectral import lines as lines_lib
 from spectral_jax.spectral.evaluate import LineEvaluator
-from spectral_jax.train import checkpoints, parallel
+from spectral_jax.train import checkpoints
 
 ANALYSIS_NAME = "interpolation"
 SUMMARY_COLUMNS = (
@@ -46,11 +47,11 @@ def analyze_run(workdir: str | Path, config: ml_collections.ConfigDict | None = 
     workdir = Path(workdir)
     log = (lambda *a: None) if quiet else print
     if config is None:
-        config = load_run_config(workdir)
+        config = config_lib.load_run_config(workdir)
     config_lib.validate(config)
     steps = checkpoints.valid_steps(workdir)
     if not steps:
-        raise FileNotFoundError(f"No checkpoints in {checkpoints.checkpoint_dir(workdir)}: "
+        raise ConfigError(f"No checkpoints in {checkpoints.checkpoint_dir(workdir)}: "
                                 f"train first (spectral-jax train --config=... --workdir {workdir}).")
     a = config.analysis
     dataset, lines, images, local_pairs = line_images(config)
@@ -78,33 +79,18 @@ def analyze_run(workdir: str | Path, config: ml_collections.ConfigDict | None = 
 def line_images(config):
     """-> (dataset, lines, uint8 images, pairs into those images) for `config.analysis`.
 
-    In-memory datasets give the whole split; a streamed one (imagenet2012) decodes only the
-    images the lines use, so `lines.pairs` (split indices, saved) and the pairs into `images`
-    differ."""
+    Only the images the lines use are taken from the split (a streamed split decodes just
+    those), so `lines.pairs` (split indices, saved) and the pairs into `images` differ."""
     a = config.analysis
-    streamed = config.dataset in data_lib.STREAMS
-    if streamed:
-        dataset = data_lib.load_stream(config.dataset, config.data_dir, config.image_size)
-    else:
-        dataset = data_lib.load_dataset(config.dataset, config.data_dir, config.train_size)
+    dataset = data_lib.open_dataset(config)
     if a.split not in dataset.splits:
-        raise config_lib.ConfigError(
+        raise ConfigError(
             f"analysis.split={a.split!r}, but {config.dataset} has the splits {', '.join(dataset.splits)}"
             + (" (`val` exists only with --config.train_size)" if a.split == "val" else "") + ".")
     split = dataset.split(a.split)
-    if not streamed:
-        lines = lines_lib.select_lines(split.labels, a.pairs_per_class, a.pairs_per_class_pair)
-        return dataset, lines, split.images, lines.pairs
-    lines = lines_lib.select_lines(split.labels(), a.pairs_per_class, a.pairs_per_class_pair)
+    lines = lines_lib.select_lines(split.labels, a.pairs_per_class, a.pairs_per_class_pair)
     used, inverse = np.unique(lines.pairs, return_inverse=True)
     return dataset, lines, split.take(used).images, inverse.reshape(lines.pairs.shape).astype(np.int32)
-
-
-def load_run_config(workdir: str | Path) -> ml_collections.ConfigDict:
-    path = Path(workdir) / "config.json"
-    if not path.exists():
-        raise FileNotFoundError(f"{path} not found: is {workdir} a spectral-jax run directory?")
-    return config_lib.config_from_json(path)
 
 
 def _same_settings(path: Path, settings: dict) -> bool:

@@ -19,7 +19,7 @@ import jax
 import orbax.checkpoint as ocp
 from orbax.checkpoint.checkpoint_managers import preservation_policy as pp
 
-from spectral_jax.train import parallel
+from spectral_jax import parallel
 
 FINALIZED_MARKER = "_CHECKPOINT_METADATA"
 

@@ -7,8 +7,10 @@
   (seed, epoch) with a bounded prefetch; each batch is copied to the devices explicitly
   (`jax.device_put`, split over the `data` axis) and the step standardizes it there.
 
-Both give `run_epoch(state, metrics, epoch, num_steps, on_step)` and `evaluate(variables, split)`
-(sums of `step.make_eval_terms`, as host numbers).
+`make_feed` picks one (the only place that asks `dataset.streamed`). Both give
+`run_epoch(state, metrics, epoch, num_steps, step_key, aux, on_step)`,
+`evaluate(variables, split, with_noise)` (sums of `step.make_eval_terms`, as host numbers),
+`splits` (the splits they can evaluate) and `noise_active`.
 """
 
 from __future__ import annotations
@@ -18,15 +20,26 @@ import itertools
 import jax
 from jax.sharding import Mesh
 
-from spectral_jax.train import parallel
+from spectral_jax import parallel
 from spectral_jax.train import step as step_lib
+
+
+EVAL_SPLITS = ("train", "test", "extra")  # what training evaluates (val only through analysis)
+
+
+def make_feed(dataset, model, optimizer, config, mesh: Mesh, batch_fn, noise, steps_per_epoch: int,
+              data_key: jax.Array):
+    """The feed for `dataset`: streamed (imagenet2012) or on the devices whole."""
+    if dataset.streamed:
+        return StreamFeed(dataset, model, optimizer, config, mesh, batch_fn, noise)
+    return DeviceFeed(dataset, model, optimizer, config, mesh, batch_fn, noise, steps_per_epoch, data_key)
 
 
 class DeviceFeed:
     def __init__(self, dataset, model, optimizer, config, mesh: Mesh, batch_fn, noise, steps_per_epoch: int,
                  data_key: jax.Array):
         self.splits = {name: step_lib.DeviceSplit.put(split, dataset.mean, dataset.std, mesh)
-                       for name, split in dataset.splits.items() if name in ("train", "test", "extra")}
+                       for name, split in dataset.splits.items() if name in EVAL_SPLITS}
         self.train = self.splits["train"]
         self._step = step_lib.make_train_step(model, optimizer, config, dataset.num_classes, steps_per_epoch,
                                               mesh, batch_fn)
@@ -34,7 +47,7 @@ class DeviceFeed:
         self._eval = step_lib.make_eval_fn(model, config.eval_batch_size, dataset.num_classes, mesh, noise)
         self._eval_clean = (step_lib.make_eval_fn(model, config.eval_batch_size, dataset.num_classes, mesh)
                             if noise is not None and noise.active else self._eval)  # one compile when equal
-        self.noise = noise
+        self.noise_active = noise is not None and noise.active
 
     def run_epoch(self, state, metrics, epoch: int, num_steps: int, step_key, aux, on_step):
         perm = self._perm(state["step"])  # from the step on the device: no host value crosses
@@ -53,10 +66,11 @@ class StreamFeed:
         if noise is not None and noise.active:
             raise ValueError("Noise fitting needs an in-memory dataset (its evaluation covers the whole training set).")
         self.dataset, self.config, self.mesh = dataset, config, mesh
+        self.noise_active = False
         self.mean, self.std = parallel.put_replicated((dataset.mean, dataset.std), mesh)
         self._step = step_lib.make_stream_train_step(model, optimizer, config, dataset.num_classes, mesh, batch_fn)
         self._eval = step_lib.make_stream_eval_fn(model, dataset.num_classes, mesh)
-        self.splits = dataset.splits
+        self.splits = {name: split for name, split in dataset.splits.items() if name in EVAL_SPLITS}
 
     def _put(self, host_batch):
         return parallel.put_batch((host_batch.images, host_batch.labels, host_batch.mask), self.mesh)

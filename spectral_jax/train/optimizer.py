@@ -1,37 +1,35 @@
-"""The reference optimizer (PAPER_SPEC §4): clip by global norm, then SGD with Nesterov
+"""The reference optimizer (docs/methods.md §4): clip by global norm, then SGD with Nesterov
 momentum and a per-step cosine schedule whose step index counts from 1."""
 
 from __future__ import annotations
-
-import math
 
 import jax.numpy as jnp
 import optax
 
 
-def cosine_schedule(lr: float, total_steps: int) -> optax.Schedule:
-    """lr_t = lr/2 * (1 + cos(pi * (t + 1) / T)) for optimizer update t = 0..T-1.
+def cosine_schedule(lr: float, total_steps: int, restart_step: int = 0) -> optax.Schedule:
+    """lr_t = lr/2 * (1 + cos(pi * (t + 1 - r) / (T - r))) for optimizer update t = 0..T-1.
 
     The reference code counts the step inside the epoch from 1, so the first update already
-    uses a slightly decayed rate and the last uses 0.
+    uses a slightly decayed rate and the last uses 0. `restart_step` r > 0 starts a fresh cycle
+    at update r (a finished run extended with `train --restart_schedule`); before r the single
+    cycle over T applies.
     """
 
     def schedule(count):
-        return 0.5 * lr * (1.0 + jnp.cos(jnp.pi * (count + 1) / total_steps))
+        start = jnp.where(count >= restart_step, restart_step, 0)
+        return 0.5 * lr * (1.0 + jnp.cos(jnp.pi * (count + 1 - start) / (total_steps - start)))
 
     return schedule
 
 
-def cosine_lr(lr: float, count: int, total_steps: int) -> float:
-    """The same schedule on the host, in Python floats (for logging)."""
-    return 0.5 * lr * (1.0 + math.cos(math.pi * (count + 1) / total_steps))
-
-
-def make_optimizer(config, total_steps: int) -> optax.GradientTransformation:
-    """Gradients arrive as grads of the *total* loss (CE + coupled L2), as in the reference."""
+def make_optimizer(config, total_steps: int) -> tuple[optax.GradientTransformation, optax.Schedule]:
+    """-> (optimizer, its learning-rate schedule). Gradients arrive as grads of the *total* loss
+    (CE + coupled L2), as in the reference."""
+    schedule = cosine_schedule(config.lr, total_steps, config.get("schedule_restart_step", 0))
     parts = []
     if config.grad_clip_norm > 0:
         parts.append(optax.clip_by_global_norm(config.grad_clip_norm))
     momentum = config.momentum if config.momentum > 0 else None
-    parts.append(optax.sgd(cosine_schedule(config.lr, total_steps), momentum=momentum, nesterov=momentum is not None))
-    return optax.chain(*parts)
+    parts.append(optax.sgd(schedule, momentum=momentum, nesterov=momentum is not None))
+    return optax.chain(*parts), schedule

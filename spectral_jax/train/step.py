@@ -18,10 +18,10 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh
 
+from spectral_jax import parallel
 from spectral_jax.data import standardize
+from spectral_jax.data.noise import noise_fitting_terms
 from spectral_jax.models import PureModel
-from spectral_jax.spectral import noise_fit
-from spectral_jax.train import parallel
 
 TrainState = dict[str, Any]
 # batch_fn(key, images [B,H,W,C] standardized, labels [B], aux) -> (images, targets [B,K], eps [B]);
@@ -59,9 +59,11 @@ def init_state(variables, optimizer: optax.GradientTransformation) -> TrainState
 
 
 def zero_metrics() -> dict[str, jax.Array]:
-    """Epoch accumulators; `nonfinite_step` is the first step whose loss was NaN/Inf (-1: none)."""
-    return {"loss_sum": jnp.zeros(()), "correct": jnp.zeros(()), "count": jnp.zeros(()),
-            "max_eps": jnp.zeros(()), "nonfinite_step": jnp.full((), -1, jnp.int32)}
+    """Epoch accumulators; `nonfinite_step` is the first step whose loss was NaN/Inf (-1: none).
+    The l2 norms (as big_vision logs them): sums over steps of the gradient's and the update's
+    global norm, and the parameters' global norm after the latest step."""
+    sums = ("loss_sum", "correct", "count", "steps", "max_eps", "grad_norm_sum", "update_norm_sum", "param_norm")
+    return {**{k: jnp.zeros(()) for k in sums}, "nonfinite_step": jnp.full((), -1, jnp.int32)}
 
 
 def one_hot_batch_fn(num_classes: int) -> BatchFn:
@@ -86,13 +88,14 @@ def make_update(model: PureModel, optimizer: optax.GradientTransformation, confi
         def loss_fn(params):
             variables = {"params": params, "batch_stats": state["batch_stats"]}
             logits, batch_stats = model.apply(variables, images, train=True, key=jax.random.fold_in(step_key, 0))
-            ce = noise_fit.soft_cross_entropy(targets, logits).mean()
+            ce = optax.softmax_cross_entropy(logits, targets).mean()
             return ce + weight_decay * l2_penalty(params), (ce, logits, batch_stats)
 
         grads, (ce, logits, batch_stats) = jax.grad(loss_fn, has_aux=True)(state["params"])
         updates, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
+        params = optax.apply_updates(state["params"], updates)
         new_state = {
-            "params": optax.apply_updates(state["params"], updates),
+            "params": params,
             "batch_stats": batch_stats,
             "opt_state": opt_state,
             "step": step + 1,
@@ -103,7 +106,11 @@ def make_update(model: PureModel, optimizer: optax.GradientTransformation, confi
             "loss_sum": metrics["loss_sum"] + ce * batch_size,
             "correct": metrics["correct"] + jnp.sum(jnp.argmax(logits, -1) == labels),
             "count": metrics["count"] + batch_size,
+            "steps": metrics["steps"] + 1,
             "max_eps": jnp.maximum(metrics["max_eps"], jnp.max(eps)),
+            "grad_norm_sum": metrics["grad_norm_sum"] + optax.tree.norm(grads),
+            "update_norm_sum": metrics["update_norm_sum"] + optax.tree.norm(updates),
+            "param_norm": optax.tree.norm(params),
             "nonfinite_step": first_bad,
         }
         return new_state, new_metrics
@@ -167,12 +174,12 @@ def make_eval_terms(model: PureModel, num_classes: int, mesh: Mesh | None = None
         images, labels = constrain(images), constrain(labels)
         logits = model.apply_fn(variables, images)
         onehot = jax.nn.one_hot(labels, num_classes, dtype=jnp.float32)
-        out = {"loss": noise_fit.soft_cross_entropy(onehot, logits),
+        out = {"loss": optax.softmax_cross_entropy(logits, onehot),
                "correct": (jnp.argmax(logits, -1) == labels).astype(jnp.float32),
                "count": jnp.ones(labels.shape, jnp.float32)}
         if with_noise:
             noisy, _ = noise(images, onehot, mask)
-            t = noise_fit.per_example_terms(logits, onehot, noisy, noise.amplitude, num_classes)
+            t = noise_fitting_terms(logits, onehot, noisy, noise.amplitude, num_classes)
             out.update(noisy=t["noisy"], oracle=t["oracle"], oracle_uniform=t["oracle_uniform"])
         if with_class:
             in_class = labels == noise.class_index

@@ -1,9 +1,14 @@
-"""Data parallelism: one mesh over all devices (all processes) with a `data` axis.
+"""Devices: one mesh over all devices (all processes) with a `data` axis, and the sharding
+helpers that training and analysis share.
 
 The train step is data-parallel in the pmap sense (parameters and optimizer state replicated,
 the batch split over `data`, gradients all-reduced), written as `jax.jit` with `NamedSharding`:
-the same code runs on one CPU, eight GPUs or a multi-host slice. Multi-process runs call
-`initialize_distributed` first; only process 0 writes files other than checkpoints.
+the same code runs on one CPU, eight GPUs or a multi-host slice. The analysis splits its lines
+over the same axis. Multi-process runs call `initialize_distributed` first; only process 0
+writes files other than checkpoints.
+
+All device work is issued from the main thread, in one order on every process: a collective
+issued from a second thread can leave the other devices waiting for it.
 """
 
 from __future__ import annotations
@@ -14,7 +19,27 @@ import jax
 import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 
+from spectral_jax.errors import ConfigError
+
 DATA_AXIS = "data"
+
+# XLA:CPU aborts the process when one device thread reaches a collective more than 40 s after
+# another (a busy 2-core machine gets there); a real deadlock still ends, after these limits.
+CPU_COLLECTIVE_FLAGS = {
+    "--xla_cpu_collective_call_terminate_timeout_seconds": 900,
+    "--xla_cpu_collective_timeout_seconds": 1800,
+}
+
+
+def set_cpu_collective_timeouts() -> None:
+    """Adds generous CPU collective timeouts to XLA_FLAGS; flags the user already set win.
+
+    Takes effect only before the first use of a jax backend (spectral-jax calls it on import)."""
+    flags = os.environ.get("XLA_FLAGS", "")
+    present = {f.split("=")[0] for f in flags.split()}
+    extra = [f"{k}={v}" for k, v in CPU_COLLECTIVE_FLAGS.items() if k not in present]
+    if extra:
+        os.environ["XLA_FLAGS"] = " ".join([flags, *extra]).strip()
 
 
 def initialize_distributed(coordinator: str | None = None, num_processes: int | None = None,
@@ -26,8 +51,6 @@ def initialize_distributed(coordinator: str | None = None, num_processes: int | 
     """
     given = [x is not None for x in (coordinator, num_processes, process_id)]
     if any(given) and not all(given):
-        from spectral_jax.config import ConfigError
-
         raise ConfigError("Give all of --coordinator, --num_processes and --process_id, or none of them.")
     if not any(given) and not _cluster_env():
         return
@@ -93,8 +116,6 @@ def to_host(tree):
 
 
 def check_divisible(batch_size: int, what: str = "batch_size") -> None:
-    from spectral_jax.config import ConfigError
-
     n = jax.device_count()
     if batch_size % n:
         raise ConfigError(f"{what}={batch_size} is not divisible by the {n} devices of the data-parallel mesh; "
