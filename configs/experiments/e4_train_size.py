@@ -1,0 +1,46 @@
+"""E4 (docs/methods.md §7): the number of training examples, with the number of epochs fixed.
+
+Command:   spectral-jax sweep --config=configs/experiments/e4_train_size.py --root runs/e4
+           spectral-jax report --root runs/e4
+Hardware:  GPUs (one run per GPU); CIFAR-10 prepared once with `spectral-jax prepare cifar10`.
+Time:      8 runs of 200 epochs of wrn_32 (train_size 5k, 10k, 25k, 50k; 2 seeds); not measured here.
+Result:    runs/e4/report/intervention.png: spectra at the last checkpoint (test-set lines in every run) and
+           test accuracy per training-set size; claim E4: more data, higher accuracy, higher between-class and
+           lower within-class frequency.
+
+ARG "cpu":   on digits (1,437 training images): 180, 360, 720 and all, 2 seeds, 20 epochs of cnn: 8 runs.
+             2 CPU cores (shared): sweep MEASURED_E4.
+ARG "smoke": 2 runs (180 and all), 2 epochs, for tests.
+"""
+
+from spectral_jax import config as config_lib
+from spectral_jax.sweep import hyper
+
+FIGURE = "intervention"
+
+
+def get_config(arg: str = ""):
+    arg = config_lib.config_arg(arg, __file__)
+    c = config_lib.base_config()
+    c.dataset = "cifar10"
+    c.model = "wrn_32"
+    c.augment.flip_crop = True  # the reference baseline (docs/methods.md §5)
+    c.augment.cutout = 16
+    c.ckpt_keep = 1  # spectra at the last checkpoint
+    c.ckpt_every_epochs = c.epochs
+    c.analysis.pairs_per_class, c.analysis.pairs_per_class_pair = 200, 20
+    if arg in ("cpu", "smoke"):
+        config_lib.shrink_to_digits(c)
+        c.epochs = c.ckpt_every_epochs = 20 if arg == "cpu" else 2
+        c.analysis.pairs_per_class, c.analysis.pairs_per_class_pair = 18, 8
+        if arg == "smoke":
+            config_lib.shrink_analysis(c)
+    return c
+
+
+def get_sweep(arg: str = ""):
+    arg = config_lib.config_arg(arg, __file__)
+    if arg == "smoke":
+        return hyper.sweep("train_size", [180, 0])
+    sizes = [180, 360, 720, 0] if arg == "cpu" else [5000, 10000, 25000, 0]  # 0 = the whole training split
+    return hyper.product(hyper.sweep("train_size", sizes), hyper.sweep("seed", [0, 1]))
