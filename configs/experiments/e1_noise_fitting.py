@@ -11,11 +11,12 @@ Result:    runs/e1/report/noise_fitting_vs_frequency.png: minimum noise fitting 
 
 ARG "cpu":   the same design on the embedded digits: cnn and mlp, radial and random noise at 0.5, 1, 2, 4, 8
              cycles per std of the noise feature, plus the uniform control: 22 runs of 20 epochs.
-             2 CPU cores (shared with other jobs): sweep 8.5 min, report 10 s; a rerun 7 s.
+             2 CPU cores (shared): MEASURED_E1.
 ARG "smoke": 2 runs (radial at 2 cycles per std and the uniform control), 2 epochs, for tests.
 """
 
 from spectral_jax import config as config_lib
+from spectral_jax.configs import experiments
 from spectral_jax.sweep import hyper
 
 FIGURE = "noise_fitting"
@@ -25,27 +26,16 @@ CPU_FREQUENCIES = (0.5, 1.0, 2.0, 4.0, 8.0)  # cycles per std of g(x) over the d
 
 def get_config(arg: str = ""):
     arg = config_lib.config_arg(arg, __file__)
-    c = config_lib.base_config()
-    c.dataset = "cifar10"
-    c.model = "wrn_32"
-    c.augment.flip_crop = True  # the reference baseline: flip + crop + cutout 16 (docs/methods.md §5)
-    c.augment.cutout = 16
+    c = experiments.reference()
     c.noise.type = "radial"
     c.noise.frequency = 0.038  # cycles per unit of ||x|| - phi (the reference default)
     c.noise.amplitude = 0.5
     c.noise.min_after_epoch = 5
-    c.ckpt_keep = 1  # spectra at the last checkpoint only: noise fitting is logged every epoch anyway
-    c.ckpt_every_epochs = c.epochs
+    experiments.shrink(c, arg, lines=(8, 2))
     if arg in ("cpu", "smoke"):
-        config_lib.shrink_to_digits(c)
-        c.epochs = 20 if arg == "cpu" else 2
-        c.ckpt_every_epochs = c.epochs
         c.noise.frequency_unit = "data_std"
         c.noise.frequency = 2.0
         c.noise.min_after_epoch = 2 if arg == "cpu" else 0
-        c.analysis.pairs_per_class, c.analysis.pairs_per_class_pair = 8, 2
-        if arg == "smoke":
-            config_lib.shrink_analysis(c)
     return c
 
 

@@ -15,6 +15,7 @@ ARG "smoke": 2 runs (2 seeds), 2 epochs, for tests.
 """
 
 from spectral_jax import config as config_lib
+from spectral_jax.configs import experiments
 from spectral_jax.sweep import hyper
 
 FIGURE = "training_time"
@@ -22,21 +23,9 @@ FIGURE = "training_time"
 
 def get_config(arg: str = ""):
     arg = config_lib.config_arg(arg, __file__)
-    c = config_lib.base_config()
-    c.dataset = "cifar10"
-    c.model = "wrn_32"
-    c.augment.flip_crop = True  # the reference baseline (docs/methods.md §5)
-    c.augment.cutout = 16
-    c.ckpt_keep = 1
-    c.ckpt_every_epochs = 20  # permanent checkpoints for the time series
-    c.analysis.pairs_per_class = 200  # 2,000 within-class lines
-    c.analysis.pairs_per_class_pair = 20  # 900 between-class lines
-    if arg in ("cpu", "smoke"):
-        config_lib.shrink_to_digits(c)
-        c.epochs, c.ckpt_every_epochs = (20, 2) if arg == "cpu" else (2, 1)
-        c.analysis.pairs_per_class, c.analysis.pairs_per_class_pair = 18, 8
-        if arg == "smoke":
-            config_lib.shrink_analysis(c)
+    c = experiments.shrink(experiments.reference(), arg)
+    # Permanent checkpoints for the time series (the latest is kept too).
+    c.ckpt_every_epochs = {"": 20, "cpu": 2, "smoke": 1}[arg]
     return c
 
 

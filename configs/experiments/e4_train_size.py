@@ -14,28 +14,14 @@ ARG "smoke": 2 runs (180 and all), 2 epochs, for tests.
 """
 
 from spectral_jax import config as config_lib
+from spectral_jax.configs import experiments
 from spectral_jax.sweep import hyper
 
 FIGURE = "intervention"
 
 
 def get_config(arg: str = ""):
-    arg = config_lib.config_arg(arg, __file__)
-    c = config_lib.base_config()
-    c.dataset = "cifar10"
-    c.model = "wrn_32"
-    c.augment.flip_crop = True  # the reference baseline (docs/methods.md §5)
-    c.augment.cutout = 16
-    c.ckpt_keep = 1  # spectra at the last checkpoint
-    c.ckpt_every_epochs = c.epochs
-    c.analysis.pairs_per_class, c.analysis.pairs_per_class_pair = 200, 20
-    if arg in ("cpu", "smoke"):
-        config_lib.shrink_to_digits(c)
-        c.epochs = c.ckpt_every_epochs = 20 if arg == "cpu" else 2
-        c.analysis.pairs_per_class, c.analysis.pairs_per_class_pair = 18, 8
-        if arg == "smoke":
-            config_lib.shrink_analysis(c)
-    return c
+    return experiments.shrink(experiments.reference(), config_lib.config_arg(arg, __file__))
 
 
 def get_sweep(arg: str = ""):

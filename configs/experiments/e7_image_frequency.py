@@ -15,6 +15,7 @@ ARG "smoke": 2 runs (fourier m = 1 and the f direction), 2 epochs, for tests.
 """
 
 from spectral_jax import config as config_lib
+from spectral_jax.configs import experiments
 from spectral_jax.sweep import hyper
 
 FIGURE = "image_frequency"
@@ -27,25 +28,15 @@ def fourier_directions(ms):
 
 def get_config(arg: str = ""):
     arg = config_lib.config_arg(arg, __file__)
-    c = config_lib.base_config()
-    c.dataset = "cifar10"
-    c.model = "wrn_32"
-    c.augment.flip_crop = True  # the reference baseline (docs/methods.md §5)
-    c.augment.cutout = 16
+    c = experiments.reference()
     c.noise.type = "radial"
     c.noise.frequency = 0.038  # one absolute frequency for every direction: the data's spread differs
     c.noise.amplitude = 0.5
     c.noise.min_after_epoch = 5
-    c.ckpt_keep = 1
-    c.ckpt_every_epochs = c.epochs
+    experiments.shrink(c, arg, lines=(8, 2))
     if arg in ("cpu", "smoke"):
-        config_lib.shrink_to_digits(c)
-        c.epochs = c.ckpt_every_epochs = 20 if arg == "cpu" else 2
         c.noise.frequency = 2.0  # digits spread 0.06 (f) to 1.3 (fourier m = 1) along the directions
         c.noise.min_after_epoch = 2 if arg == "cpu" else 0
-        c.analysis.pairs_per_class, c.analysis.pairs_per_class_pair = 8, 2
-        if arg == "smoke":
-            config_lib.shrink_analysis(c)
     return c
 
 

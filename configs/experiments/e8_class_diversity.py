@@ -16,6 +16,7 @@ ARG "smoke": 2 runs (cnn, mlp), 2 epochs, for tests.
 """
 
 from spectral_jax import config as config_lib
+from spectral_jax.configs import experiments
 from spectral_jax.sweep import hyper
 
 FIGURE = "class_diversity"
@@ -23,21 +24,13 @@ FIGURE = "class_diversity"
 
 def get_config(arg: str = ""):
     arg = config_lib.config_arg(arg, __file__)
-    c = config_lib.base_config()
-    c.dataset = "imagenet2012"
-    c.image_size = 64
-    c.model = "resnet18"
-    c.epochs = 30
-    c.augment.flip_crop = True
-    c.ckpt_keep = 1  # spectra at the last checkpoint
-    c.ckpt_every_epochs = c.epochs
+    c = experiments.reference("resnet18")
+    c.dataset, c.image_size, c.augment.cutout = "imagenet2012", 64, 0
+    c.epochs = c.ckpt_every_epochs = 30
     c.analysis.pairs_per_class = 20  # 20,000 within-class lines over the 1,000 classes
+    experiments.shrink(c, arg)
+    c.image_size = 0 if arg else c.image_size
     c.analysis.pairs_per_class_pair = 0  # no between-class lines: the claim is about classes one by one
-    if arg in ("cpu", "smoke"):
-        config_lib.shrink_to_digits(c)
-        c.image_size = 0
-        c.epochs = c.ckpt_every_epochs = 20 if arg == "cpu" else 2
-        c.analysis.pairs_per_class = 18 if arg == "cpu" else 2
     return c
 
 

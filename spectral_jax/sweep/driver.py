@@ -25,11 +25,9 @@ from spectral_jax.sweep.runs import Plan, expand
 def run_sweep(spec: str, root: str | Path, opts: executors.Options | None = None, *,
               overrides: Sequence[tuple[str, str]] = (), dry_run: bool = False,
               log: Callable[[str], None] = print) -> int:
-    """Runs the sweep of the config file `spec` in `root`; -> 0, or 1 if any run failed."""
+    """Runs the sweep of the config file `spec` in `root`; -> 0, 1 if any run failed, 130 if interrupted."""
     opts = opts or executors.Options()
-    if opts.executor not in executors.EXECUTORS:
-        raise ConfigError(f"Unknown executor {opts.executor!r}; valid: {', '.join(executors.EXECUTORS)}.")
-    executors.check_slurm_args(opts.slurm_args)
+    opts.check()
     root = Path(root).absolute()
     t0 = time.perf_counter()
     plan = expand(spec, root, overrides)
@@ -61,7 +59,7 @@ def run_sweep(spec: str, root: str | Path, opts: executors.Options | None = None
     log(state_lib.format_table(rows))
     log(f"sweep finished in {time.perf_counter() - t0:.1f} s; `spectral-jax report --root {root}` gathers the results.")
     if interrupted is not None:
-        raise KeyboardInterrupt
+        return 130  # the shell's status for Ctrl-C: the jobs were stopped, the same command resumes them
     return 1 if any(r["state"] == "failed" for r in rows) else 0
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from spectral_jax import parallel
-from spectral_jax.errors import UserError
+from spectral_jax.errors import ConfigError, UserError
 from spectral_jax.sweep import job as job_lib
 from spectral_jax.sweep import state as state_lib
 from spectral_jax.sweep.runs import Run
@@ -63,6 +63,19 @@ class Options:
     setup: tuple[str, ...] = ()  # shell lines run before each SLURM job (module load, activate a venv)
     slurm_args: tuple[str, ...] = ()  # extra sbatch flags, KEY=VALUE (account=abc, qos=high)
     poll_s: float = 0.5
+
+    def check(self) -> None:
+        """A ConfigError for a value no executor can use (before anything is submitted)."""
+        if self.executor not in EXECUTORS:
+            raise ConfigError(f"Unknown executor {self.executor!r}; valid: {', '.join(EXECUTORS)}.")
+        for name, low in (("max_parallel", 0), ("group_size", 1), ("time_min", 0), ("gpus_per_node", 0),
+                          ("nodes", 1), ("tasks_per_node", 1), ("cpus_per_task", 0), ("mem_gb", 0),
+                          ("array_parallelism", 1)):
+            if getattr(self, name) < low:
+                raise ConfigError(f"--{name.removesuffix('_min')} must be >= {low}, got {getattr(self, name)}.")
+        bad = [a for a in self.slurm_args if "=" not in a or not a.split("=", 1)[0]]
+        if bad:
+            raise ConfigError(f"--slurm_arg takes KEY=VALUE (an sbatch flag without its dashes), got {bad[0]!r}.")
 
 
 def require_submitit() -> None:
@@ -219,12 +232,6 @@ def slurm_parameters(opts: Options, map_count: int | None = None) -> dict:
     if map_count is not None:
         params["map_count"] = map_count
     return params
-
-
-def check_slurm_args(args: Sequence[str]) -> None:
-    bad = [a for a in args if "=" not in a or not a.split("=", 1)[0]]
-    if bad:
-        raise UserError(f"--slurm_arg takes KEY=VALUE (an sbatch flag without its dashes), got {bad[0]!r}.")
 
 
 def stages(groups: Sequence[list[Run]]) -> list[list[list[Run]]]:

@@ -50,29 +50,14 @@ def fixed(key: str, value: Any) -> Runs:
 
 def product(*sweeps: Sequence[dict]) -> Runs:
     """Every combination of one run from each sweep (the last sweep varies fastest)."""
-    out = []
-    for combo in itertools.product(*sweeps):
-        merged: dict[str, Any] = {}
-        for part in combo:
-            _check_disjoint(merged, part, "product")
-            merged.update(part)
-        out.append(merged)
-    return out
+    return [_merged(combo, "product") for combo in itertools.product(*sweeps)]
 
 
 def zipit(*sweeps: Sequence[dict]) -> Runs:
     """Run i of every sweep merged into one run (the sweeps must have one length)."""
-    lengths = {len(s) for s in sweeps}
-    if len(lengths) > 1:
-        raise ConfigError(f"zipit needs sweeps of one length, got lengths {sorted(len(s) for s in sweeps)}.")
-    out = []
-    for parts in zip(*sweeps):
-        merged: dict[str, Any] = {}
-        for part in parts:
-            _check_disjoint(merged, part, "zipit")
-            merged.update(part)
-        out.append(merged)
-    return out
+    if len({len(s) for s in sweeps}) > 1:
+        raise ConfigError(f"zipit needs sweeps of one length, got lengths {[len(s) for s in sweeps]}.")
+    return [_merged(parts, "zipit") for parts in zip(*sweeps)]
 
 
 def chainit(*sweeps: Sequence[dict]) -> Runs:
@@ -80,7 +65,11 @@ def chainit(*sweeps: Sequence[dict]) -> Runs:
     return [dict(run) for s in sweeps for run in s]
 
 
-def _check_disjoint(merged: dict, part: dict, how: str) -> None:
-    both = sorted(set(merged) & set(part))
-    if both:
-        raise ConfigError(f"{how} combines sweeps that both set {', '.join(both)}.")
+def _merged(parts: Sequence[dict], how: str) -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for part in parts:
+        both = sorted(set(merged) & set(part))
+        if both:
+            raise ConfigError(f"{how} combines sweeps that both set {', '.join(both)}.")
+        merged.update(part)
+    return merged
