@@ -10,7 +10,7 @@ Result:    runs/e7/report/noise_fitting_vs_direction.png: minimum noise fitting 
            (probability 1), beside the spread of the data along each direction (docs/methods.md §2.4).
 
 ARG "cpu":   cnn on digits (8x8: m = 0..3), 2 cycles per unit, 2 seeds, 20 epochs: 22 runs.
-             2 CPU cores (shared): sweep MEASURED_E7.
+             2 CPU cores (shared): sweep 329 s + report 4 s, rerun 3.2 s.
 ARG "smoke": 2 runs (fourier m = 1 and the f direction), 2 epochs, for tests.
 """
 

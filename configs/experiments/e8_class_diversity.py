@@ -11,7 +11,8 @@ Result:    runs/e8/report/hf_vs_class_diversity.png: per class, within-class hf_
            class-diversity analysis); without it the report says so and draws no figure.
 
 ARG "cpu":   cnn and mlp on digits, 2 seeds, 20 epochs, 18 within-class lines per class: 4 runs.
-             2 CPU cores (shared): sweep MEASURED_E8.
+             2 CPU cores (shared): sweep 48 s + report 3 s, rerun 2.7 s (no figure until the class-diversity
+             analysis writes its CSV).
 ARG "smoke": 2 runs (cnn, mlp), 2 epochs, for tests.
 """
 

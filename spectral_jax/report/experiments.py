@@ -78,14 +78,15 @@ def noise_fitting_figure(root: Path, sweep: dict, rows: list[dict], out: Path, n
         for ax, (column, oracle, _) in zip(axes, panels):
             _mean_sem_line(ax, group, "noise.frequency", column, color=color, label=name or "noise", marker="o")
             _mean_sem_line(ax, group, "noise.frequency", oracle, color=color, ls="--", lw=1, label=None)
-            if model_controls:
-                m, s, _ = aggregate.mean_sem(c.get(column) for c in model_controls)
-                ax.axhline(m, color=color, ls=":", lw=1)
-                ax.axhspan(m - s, m + s, color=color, alpha=0.08)
         fractions = [dict(r, fit_fraction=_fit_fraction(r, model_controls)) for r in group]
         _mean_sem_line(axes[2], fractions, "noise.frequency", "fit_fraction", color=color, label=name, marker="o")
+    for j, (model, group) in enumerate(_group(controls, ["model"]).items()):
+        for ax, (column, _, _) in zip(axes, panels):
+            m, s, _ = aggregate.mean_sem(c.get(column) for c in group)
+            ax.axhline(m, color="gray", ls=(0, (1, 1 + 2 * j)), lw=1.2, label=f"uniform control, {model}")
+            ax.axhspan(m - s, m + s, color="gray", alpha=0.1)
     for ax, (_, _, title) in zip(axes, panels):
-        ax.set_title(f"{title}\n(dashed: oracle; dotted: uniform control)", fontsize=9)
+        ax.set_title(f"{title}\n(dashed: oracle; gray dotted: uniform control)", fontsize=9)
         ax.set_ylabel("noise fitting (clean - noisy loss)")
     axes[2].set_title("training set: fit fraction (NF - NF uniform) / (oracle - oracle uniform)", fontsize=9)
     axes[2].axhline(0, color="gray", lw=0.5)
@@ -178,7 +179,7 @@ def intervention_figure(root: Path, sweep: dict, rows: list[dict], out: Path, no
         return []
     labels = list(arms)
     x = list(range(len(labels)))
-    fig, axes = plt.subplots(1, 3, figsize=(max(12, 1.3 * len(labels) * 3), 4.8))
+    fig, axes = plt.subplots(1, 3, figsize=(min(20, max(12, 2.6 * len(labels))), 4.8))
     for ax, stat in zip(axes[:2], ("hf_power", "max_grad")):
         for j, kind in enumerate(KINDS):
             points = [aggregate.mean_sem(r.get(f"{stat}_{kind}") for r in arms[label]) for label in labels]
