@@ -16,8 +16,10 @@ import pytest
 from spectral_jax import cli, io
 from spectral_jax.errors import ConfigError
 from spectral_jax.sweep import Options, expand, hyper, run_sweep
+from spectral_jax.sweep import executors
 from spectral_jax.sweep import state as state_lib
 from spectral_jax.sweep.groups import group_runs
+from spectral_jax.sweep.runs import Run
 
 REPO = Path(__file__).resolve().parent.parent
 EXPERIMENTS = REPO / "configs" / "experiments"
@@ -113,6 +115,46 @@ def test_group_size_gathers_runs_that_differ_only_in_vmappable_keys(tmp_path):
     assert [[r.config.seed for r in g] for g in groups] == [[0, 1], [2], [0, 1], [2]]
     assert all(len({r.config.label_smoothing for r in g}) == 1 for g in groups)
     assert group_runs(runs) == [[r] for r in runs]
+
+
+def test_local_pool_keeps_at_most_max_parallel_jobs_alive(tmp_path, monkeypatch):
+    """300 runs through the local pool with max_parallel 3 (submitit's LocalExecutor replaced by
+    a stand-in whose jobs finish after a few polls): never more than 3 jobs alive, all done."""
+    alive, peak = set(), []
+
+    class Job:
+        def __init__(self, runs):
+            self.runs, self.polls, self.job_id = runs, 0, f"job{len(peak)}"
+            self.paths = type("Paths", (), {"stdout": tmp_path / "log"})
+
+        def done(self):
+            self.polls += 1
+            if self.polls < 3:
+                return False
+            for name, _ in self.runs:
+                state_lib.write_state(tmp_path, name, state="done")
+            alive.discard(self)
+            return True
+
+    class Executor:
+        def __init__(self, folder):
+            pass
+
+        def update_parameters(self, **kwargs):
+            pass
+
+        def submit(self, fn, root, runs, quiet):
+            job = Job(runs)
+            alive.add(job)
+            peak.append(len(alive))
+            return job
+
+    monkeypatch.setattr(executors.submitit, "LocalExecutor", Executor)
+    monkeypatch.setattr(executors, "local_gpus", lambda: [])
+    groups = [[Run(name=f"run{i}", overrides={}, effective={}, label="baseline", config=None)] for i in range(300)]
+    outcome = executors.run_pool(tmp_path, groups, Options(max_parallel=3, poll_s=0), {}, log=lambda *_: None)
+    assert len(peak) == 300 and max(peak) == 3
+    assert {state for state, _ in outcome.values()} == {"done"} and len(outcome) == 300
 
 
 def test_failed_run_is_reported_and_retried_while_the_other_finishes(tmp_path, capsys):
