@@ -14,7 +14,6 @@ import argparse
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 import ml_collections
 
@@ -43,7 +42,7 @@ def load_config(spec: str | None, overrides, workdir: str | None = None) -> ml_c
 
 
 def cmd_train(args, overrides) -> None:
-    if not args.config and not (args.workdir and Path(args.workdir, "config.json").exists()):
+    if not args.config and not config_lib.is_run_dir(args.workdir):
         raise ConfigError(f"{args.workdir} holds no run (no config.json) to resume: give --config=configs/FILE.py.")
     config = load_config(args.config, overrides, args.workdir)  # a bad config fails before joining the cluster
     parallel.initialize_distributed(args.coordinator, args.num_processes, args.process_id)

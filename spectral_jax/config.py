@@ -186,12 +186,20 @@ def shrink_analysis(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     return c
 
 
+def config_path(workdir: str | Path) -> Path:
+    """WORKDIR/config.json: a run directory's identity."""
+    return Path(workdir) / "config.json"
+
+
+def is_run_dir(workdir: str | Path) -> bool:
+    return config_path(workdir).is_file()
+
+
 def load_run_config(workdir: str | Path) -> ml_collections.ConfigDict:
     """The resolved config of the run in `workdir` (its config.json)."""
-    path = Path(workdir) / "config.json"
-    if not path.exists():
-        raise ConfigError(f"{path} not found: is {workdir} a spectral-jax run directory?")
-    return config_from_json(path)
+    if not is_run_dir(workdir):
+        raise ConfigError(f"{config_path(workdir)} not found: is {workdir} a spectral-jax run directory?")
+    return config_from_json(config_path(workdir))
 
 
 def config_from_json(path: str | Path) -> ml_collections.ConfigDict:
@@ -303,7 +311,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
             raise ConfigError(f"Config key {key!r} must be a finite number >= 0, got {config[key]!r}.")
     for key in ("label_smoothing", "distillation_alpha"):
         _number_in(key, config[key], 0.0, 1.0)
-    if config.teacher_workdir and not (Path(config.teacher_workdir) / "config.json").exists():
+    if config.teacher_workdir and not is_run_dir(config.teacher_workdir):
         raise ConfigError(f"teacher_workdir {config.teacher_workdir!r} is not a run directory (no config.json).")
     _validate_noise(config.noise)
     _positive("train_size", config.train_size, allow_zero=True)
@@ -411,7 +419,7 @@ def resolve_schedule(config: ml_collections.ConfigDict, num_train: int) -> Sched
 
 
 def write_config(config: ml_collections.ConfigDict, workdir: str | Path) -> None:
-    io.write_json(Path(workdir) / "config.json", config.to_dict())
+    io.write_json(config_path(workdir), config.to_dict())
 
 
 def diff(a: ml_collections.ConfigDict, b: ml_collections.ConfigDict, ignore: Sequence[str] = ()) -> list[str]:

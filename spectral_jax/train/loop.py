@@ -170,10 +170,9 @@ def run_keys(seed: int) -> dict[str, jax.Array]:
 def _check_workdir_config(config: ml_collections.ConfigDict, workdir: Path) -> None:
     """An existing run in `workdir` must have the same config, up to post-training groups and a
     change of duration (which extends it)."""
-    path = workdir / "config.json"
-    if not path.exists():
+    if not config_lib.is_run_dir(workdir):
         return
-    previous = config_lib.config_from_json(path)
+    previous = config_lib.load_run_config(workdir)
     changed = [k for k in config_lib.diff(previous, config, ignore=POST_TRAINING_GROUPS) if k not in DURATION_KEYS]
     if changed:
         details = "; ".join(f"{k}: {_get(previous, k)!r} -> {_get(config, k)!r}" for k in changed)
@@ -226,9 +225,8 @@ def _abstract_state(run: _Run) -> dict:
 
 
 def _write_config(config: ml_collections.ConfigDict, workdir: Path, log) -> None:
-    path = workdir / "config.json"
-    if path.exists():
-        previous = config_lib.config_from_json(path)
+    if config_lib.is_run_dir(workdir):
+        previous = config_lib.load_run_config(workdir)
         changed = config_lib.diff(previous, config)
         if not changed:
             return  # identical: leave the file (and its timestamp) alone

@@ -148,7 +148,7 @@ def make_stream_train_step(model: PureModel, optimizer: optax.GradientTransforma
 
 
 def _jit_step(fn, mesh):
-    out = parallel.replicated(mesh) if mesh is not None else None
+    out = _replicated(mesh)
     return jax.jit(fn, donate_argnums=(0, 1), out_shardings=out)
 
 
@@ -209,7 +209,7 @@ def make_eval_fn(model: PureModel, batch_size: int, num_classes: int, mesh: Mesh
 
         return jax.tree.map(jnp.sum, jax.lax.map(one_batch, (idx, valid)))
 
-    out = parallel.replicated(mesh) if mesh is not None else None
+    out = _replicated(mesh)
     return jax.jit(evaluate, out_shardings=out)
 
 
@@ -217,7 +217,7 @@ def make_stream_eval_fn(model: PureModel, num_classes: int, mesh: Mesh | None = 
     """Streamed data: -> accumulate(sums, variables, images uint8, labels, mask, mean, std) -> sums;
     start from `sums=None`. Sums stay on the device."""
     terms = make_eval_terms(model, num_classes, mesh, noise)
-    out = parallel.replicated(mesh) if mesh is not None else None
+    out = _replicated(mesh)
 
     @functools.partial(jax.jit, out_shardings=out)
     def first(variables, images_u8, labels, mask, mean, std):
@@ -232,6 +232,11 @@ def make_stream_eval_fn(model: PureModel, num_classes: int, mesh: Mesh | None = 
         return first(*args) if sums is None else add(sums, *args)
 
     return accumulate
+
+
+def _replicated(mesh: Mesh | None):
+    """Output sharding of a step: replicated over the mesh (None: wherever jit puts it)."""
+    return parallel.replicated(mesh) if mesh is not None else None
 
 
 def _batch_constraint(mesh: Mesh | None):
