@@ -16,11 +16,12 @@ def test_first_step_loss_is_ln10(digits, smoke_config):
         smoke_config.model = name
         model, variables = models.create_model(smoke_config, digits.image_shape, 10, jax.random.key(0))
         opt, _ = optimizer_lib.make_optimizer(smoke_config, 100)
-        train_step = step_lib.make_train_step(model, opt, smoke_config, 10, steps_per_epoch=44)
+        train_step = step_lib.make_train_step(model, smoke_config, 10, total_steps=100, steps_per_epoch=44)
         data = step_lib.DeviceSplit.put(digits.split("train"), digits.mean, digits.std)
         perm = jnp.arange(len(digits.split("train")))
+        aux = {"hyper": step_lib.hyperparameters(smoke_config)}
         _, m = train_step(step_lib.init_state(variables, opt), step_lib.zero_metrics(), data, perm,
-                          jax.random.key(1), {})
+                          jax.random.key(1), aux)
         assert float(m["loss_sum"] / m["count"]) == pytest.approx(math.log(10), abs=1e-5)
 
 

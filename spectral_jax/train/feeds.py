@@ -27,22 +27,22 @@ from spectral_jax.train import step as step_lib
 EVAL_SPLITS = ("train", "test", "extra")  # what training evaluates (val only through analysis)
 
 
-def make_feed(dataset, model, optimizer, config, mesh: Mesh, batch_fn, noise, steps_per_epoch: int,
-              data_key: jax.Array):
-    """The feed for `dataset`: streamed (imagenet2012) or on the devices whole."""
+def make_feed(dataset, model, config, schedule, mesh: Mesh, batch_fn, noise, data_key: jax.Array):
+    """The feed for `dataset`: streamed (imagenet2012) or on the devices whole; `schedule` a
+    config.Schedule."""
     if dataset.streamed:
-        return StreamFeed(dataset, model, optimizer, config, mesh, batch_fn, noise)
-    return DeviceFeed(dataset, model, optimizer, config, mesh, batch_fn, noise, steps_per_epoch, data_key)
+        return StreamFeed(dataset, model, config, schedule, mesh, batch_fn, noise)
+    return DeviceFeed(dataset, model, config, schedule, mesh, batch_fn, noise, data_key)
 
 
 class DeviceFeed:
-    def __init__(self, dataset, model, optimizer, config, mesh: Mesh, batch_fn, noise, steps_per_epoch: int,
-                 data_key: jax.Array):
+    def __init__(self, dataset, model, config, schedule, mesh: Mesh, batch_fn, noise, data_key: jax.Array):
+        steps_per_epoch = schedule.steps_per_epoch
         self.splits = {name: step_lib.DeviceSplit.put(split, dataset.mean, dataset.std, mesh)
                        for name, split in dataset.splits.items() if name in EVAL_SPLITS}
         self.train = self.splits["train"]
-        self._step = step_lib.make_train_step(model, optimizer, config, dataset.num_classes, steps_per_epoch,
-                                              mesh, batch_fn)
+        self._step = step_lib.make_train_step(model, config, dataset.num_classes, schedule.total_steps,
+                                              steps_per_epoch, mesh, batch_fn)
         self._perm = step_lib.make_epoch_permutation(data_key, steps_per_epoch, len(dataset.split("train")))
         self._eval = step_lib.make_eval_fn(model, config.eval_batch_size, dataset.num_classes, mesh, noise)
         self._eval_clean = (step_lib.make_eval_fn(model, config.eval_batch_size, dataset.num_classes, mesh)
@@ -62,13 +62,14 @@ class DeviceFeed:
 
 
 class StreamFeed:
-    def __init__(self, dataset, model, optimizer, config, mesh: Mesh, batch_fn, noise=None):
+    def __init__(self, dataset, model, config, schedule, mesh: Mesh, batch_fn, noise=None):
         if noise is not None and noise.active:
             raise ValueError("Noise fitting needs an in-memory dataset (its evaluation covers the whole training set).")
         self.dataset, self.config, self.mesh = dataset, config, mesh
         self.noise_active = False
         self.mean, self.std = parallel.put_replicated((dataset.mean, dataset.std), mesh)
-        self._step = step_lib.make_stream_train_step(model, optimizer, config, dataset.num_classes, mesh, batch_fn)
+        self._step = step_lib.make_stream_train_step(model, config, dataset.num_classes, schedule.total_steps, mesh,
+                                                     batch_fn)
         self._eval = step_lib.make_stream_eval_fn(model, dataset.num_classes, mesh)
         self.splits = {name: split for name, split in dataset.splits.items() if name in EVAL_SPLITS}
 

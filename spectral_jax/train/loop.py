@@ -59,10 +59,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
         run.log(f"{run.workdir}: resuming from step {start_step} (epoch {start_step // run.schedule.steps_per_epoch}).")
 
     mesh = parallel.make_mesh()
-    feed = feeds.make_feed(run.dataset, run.model, run.optimizer, config, mesh, run.batch_fn, run.noise,
-                           run.schedule.steps_per_epoch, run.keys["data"])
+    feed = feeds.make_feed(run.dataset, run.model, config, run.schedule, mesh, run.batch_fn, run.noise,
+                           run.keys["data"])
     state = parallel.put_replicated(state, mesh)
-    aux = parallel.put_replicated({"teacher": run.teacher[1]} if run.teacher else {}, mesh)
+    aux = {"hyper": step_lib.hyperparameters(config), **({"teacher": run.teacher[1]} if run.teacher else {})}
+    aux = parallel.put_replicated(aux, mesh)
     step_key = parallel.put_replicated(run.keys["step"], mesh)
     new_metrics = jax.jit(step_lib.zero_metrics, out_shardings=parallel.replicated(mesh))
     ckpt = checkpoints.Checkpointer(run.workdir, keep=config.ckpt_keep,

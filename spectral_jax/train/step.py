@@ -15,6 +15,7 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from jax.sharding import Mesh
 
@@ -22,11 +23,23 @@ from spectral_jax import parallel
 from spectral_jax.data import standardize
 from spectral_jax.data.noise import noise_fitting_terms
 from spectral_jax.models import PureModel
+from spectral_jax.train.optimizer import make_optimizer
 
 TrainState = dict[str, Any]
 # batch_fn(key, images [B,H,W,C] standardized, labels [B], aux) -> (images, targets [B,K], eps [B]);
-# `aux` carries arrays the pipeline needs (e.g. a teacher's variables) as jit arguments.
+# `aux` carries arrays the step needs as jit arguments: `aux["hyper"]` (see `hyperparameters`)
+# and, when distilling, `aux["teacher"]` (the teacher's variables).
 BatchFn = Callable[[jax.Array, jax.Array, jax.Array, Any], tuple[jax.Array, jax.Array, jax.Array]]
+
+# Scalar hyperparameters that reach the step as arrays (aux["hyper"]), not as constants: members
+# of an ensemble trained in one program (jax.vmap) differ in them, and a single run uses the
+# same code path.
+HYPER_KEYS = ("lr", "weight_decay", "label_smoothing")
+
+
+def hyperparameters(config) -> dict[str, np.float32]:
+    """`aux["hyper"]` of a run: its `HYPER_KEYS` as float32 scalars."""
+    return {k: np.float32(config[k]) for k in HYPER_KEYS}
 
 
 class DeviceSplit(NamedTuple):
@@ -73,14 +86,17 @@ def one_hot_batch_fn(num_classes: int) -> BatchFn:
     return batch_fn
 
 
-def make_update(model: PureModel, optimizer: optax.GradientTransformation, config, num_classes: int,
-                batch_fn: BatchFn | None = None):
+def make_update(model: PureModel, config, num_classes: int, total_steps: int, batch_fn: BatchFn | None = None):
     """-> update(state, metrics, images [B,H,W,C] standardized, labels [B], key, aux) -> (state, metrics):
-    the pipeline (augmentation, targets), loss, gradient and optimizer update of one step."""
-    batch_size, weight_decay = config.batch_size, config.weight_decay
+    the pipeline (augmentation, targets), loss, gradient and optimizer update of one step. The
+    learning rate and weight decay come from `aux["hyper"]`."""
+    batch_size = config.batch_size
     batch_fn = batch_fn or one_hot_batch_fn(num_classes)
 
     def update(state, metrics, images, labels, key, aux):
+        hyper = aux["hyper"]
+        weight_decay = hyper["weight_decay"]
+        optimizer, _ = make_optimizer(config, total_steps, lr=hyper["lr"])  # the same transform, traced lr
         step = state["step"]
         step_key = jax.random.fold_in(key, step)
         images, targets, eps = batch_fn(jax.random.fold_in(step_key, 1), images, labels, aux)
@@ -118,12 +134,12 @@ def make_update(model: PureModel, optimizer: optax.GradientTransformation, confi
     return update
 
 
-def make_train_step(model: PureModel, optimizer: optax.GradientTransformation, config, num_classes: int,
-                    steps_per_epoch: int, mesh: Mesh | None = None, batch_fn: BatchFn | None = None):
+def make_train_step(model: PureModel, config, num_classes: int, total_steps: int, steps_per_epoch: int,
+                    mesh: Mesh | None = None, batch_fn: BatchFn | None = None):
     """In-memory data: -> train_step(state, metrics, data: DeviceSplit, perm [N], key, aux) -> (state, metrics).
 
     The batch is perm[i*B:(i+1)*B] with i = step % steps_per_epoch, gathered on the device."""
-    update = make_update(model, optimizer, config, num_classes, batch_fn)
+    update = make_update(model, config, num_classes, total_steps, batch_fn)
     constrain, batch_size = _batch_constraint(mesh), config.batch_size
 
     def train_step(state, metrics, data: DeviceSplit, perm, key, aux):
@@ -134,10 +150,10 @@ def make_train_step(model: PureModel, optimizer: optax.GradientTransformation, c
     return _jit_step(train_step, mesh)
 
 
-def make_stream_train_step(model: PureModel, optimizer: optax.GradientTransformation, config, num_classes: int,
-                           mesh: Mesh | None = None, batch_fn: BatchFn | None = None):
+def make_stream_train_step(model: PureModel, config, num_classes: int, total_steps: int, mesh: Mesh | None = None,
+                           batch_fn: BatchFn | None = None):
     """Streamed data: -> train_step(state, metrics, images uint8 [B,H,W,C], labels [B], mean, std, key, aux)."""
-    update = make_update(model, optimizer, config, num_classes, batch_fn)
+    update = make_update(model, config, num_classes, total_steps, batch_fn)
     constrain = _batch_constraint(mesh)
 
     def train_step(state, metrics, images_u8, labels, mean, std, key, aux):
