@@ -1,7 +1,8 @@
 """Model registry and the one place where Flax NNX modules become pure functions.
 
 Every model is an `nnx.Module` whose `__call__(x, *, train, key)` maps standardized NHWC
-images to logits. `create_model` splits it once into a static graph and a variables pytree
+images to logits, as `head(features(x, train=..., key=...))`: `features` gives the penultimate
+features (class diversity in feature space, docs/methods.md §2.5). `create_model` splits it once into a static graph and a variables pytree
 
     variables = {"params": {...}, "batch_stats": {...}}   (plain nested dicts of arrays)
 
@@ -65,6 +66,11 @@ class PureModel:
     def apply_fn(self, variables: Variables, images: jax.Array) -> jax.Array:
         """Evaluation-mode logits: the `apply_fn(variables, images) -> logits` of the analysis."""
         return self.apply(variables, images, train=False)[0]
+
+    def features_fn(self, variables: Variables, images: jax.Array) -> jax.Array:
+        """Evaluation-mode penultimate features [B, F] float32: what the linear head sees."""
+        module = nnx.merge(self.graphdef, variables["params"], variables["batch_stats"], copy=True)
+        return module.features(images, train=False).astype(jnp.float32)
 
 
 def create_model(config, input_shape: tuple[int, ...], num_classes: int,
