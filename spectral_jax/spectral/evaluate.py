@@ -160,8 +160,8 @@ class LineEvaluator:
         """Line lengths ||x_1 - x_0|| (pairs, computed on device in chunks) or hi - lo (unit directions)."""
         if lines.vector != "pair":
             return (lines.hi - lines.lo).astype(np.float32)
-        fn = jax.jit(lambda a, b: jnp.linalg.norm((_prep(images[b], mean, std) - _prep(images[a], mean, std))
-                                                  .reshape(a.shape[0], -1), axis=1))
+        fn = jax.jit(lambda a, b: jnp.linalg.norm(_difference(images[b], images[a], std).reshape(a.shape[0], -1),
+                                                  axis=1))
         out, step = [], 1024
         for i in range(0, len(lines), step):
             a, b = _pad(lines.start[i:i + step], step), _pad(lines.target[i:i + step], step)
@@ -240,7 +240,7 @@ class _ChunkFunction:
         x0 = _prep(images[a["start"]], mean, std)
         shape = x0.shape[1:]
         if self.vector == "pair":
-            d = _prep(images[a["target"]], mean, std) - x0
+            d = _difference(images[a["target"]], images[a["start"]], std)
         elif self.vector == "table":
             d = directions[a["target"]]
         elif self.vector == "random":
@@ -293,6 +293,12 @@ class _ChunkFunction:
 
 def _prep(x: jax.Array, mean, std) -> jax.Array:
     return (x if mean is None else standardize(x, mean, std)).astype(jnp.float32)
+
+
+def _difference(x1: jax.Array, x0: jax.Array, std) -> jax.Array:
+    """Standardized x1 - x0, from the raw difference: equal images give exactly 0."""
+    d = x1.astype(jnp.float32) - x0.astype(jnp.float32)
+    return d if std is None else d / 255.0 / std
 
 
 def _pad(v: np.ndarray, size: int) -> np.ndarray:
