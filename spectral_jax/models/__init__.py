@@ -28,7 +28,7 @@ BUILDERS: dict[str, Callable[..., nnx.Module]] = {
     "mlp": mlp.build,
     "resnet18": resnet.build,
     "wrn": wrn.build,  # depth and width from config.wrn
-    # The paper's zoo (PAPER_SPEC §3), named as in the reference code.
+    # The paper's zoo (docs/methods.md §3), named as in the reference code.
     "wrn_32": wrn.build_preset(32),  # WRN-28-2
     "wrn_160": wrn.build_preset(160),  # WRN-28-10
     "shake_shake_32": shake_shake.build_preset(2),  # Shake-Shake-26 2x32d

@@ -1,4 +1,4 @@
-"""PyramidNet-272, alpha = 200, bottleneck blocks with ShakeDrop (PAPER_SPEC §3.3): `pyramid_net`.
+"""PyramidNet-272, alpha = 200, bottleneck blocks with ShakeDrop (docs/methods.md §3.3): `pyramid_net`.
 
     stem: conv3x3 -> 16 -> BN
     90 bottleneck blocks (30 per stage, stride 2 in the first block of stages 2 and 3); the

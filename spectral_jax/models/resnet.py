@@ -6,7 +6,7 @@
         shortcut = x, or conv1x1(s) -> BN when the shape changes
     head: global average pool -> FC (zero-initialized)
 
-Not part of the paper's zoo; initializations follow PAPER_SPEC §3 like every other model.
+Not part of the paper's zoo; initializations follow docs/methods.md §3 like every other model.
 11,173,962 parameters for 32x32x3 inputs and 10 classes.
 """
 

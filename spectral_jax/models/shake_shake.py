@@ -1,4 +1,4 @@
-"""Shake-Shake-26 2x(16k)d (PAPER_SPEC §3.2): `shake_shake_32` / `_96` / `_112` (k = 2 / 6 / 7).
+"""Shake-Shake-26 2x(16k)d (docs/methods.md §3.2): `shake_shake_32` / `_96` / `_112` (k = 2 / 6 / 7).
 
     stem: conv3x3 -> 16 -> BN
     3 stages of 4 blocks, widths 16k, 32k, 64k, first-block strides 1, 2, 2

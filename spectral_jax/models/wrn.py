@@ -1,4 +1,4 @@
-"""Wide-ResNet as in the reference code (PAPER_SPEC §3.1): `wrn_32`, `wrn_160` and generic `wrn`.
+"""Wide-ResNet as in the reference code (docs/methods.md §3.1): `wrn_32`, `wrn_160` and generic `wrn`.
 
 Pre-activation blocks with **3x3** projection shortcuts (standard WRN uses 1x1), stage widths
 [16, k, 2k, 4k] at strides 1, 2, 2, and (depth - 4) / 6 blocks per stage:
