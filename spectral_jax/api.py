@@ -119,6 +119,8 @@ def interpolation_spectra(apply_fn: Callable, variables: Any, images, labels=Non
     float images with `mean`/`std` are standardized as (x - mean) / std on the host.
     `settings`: any key of `config.analysis` (num_points=64, pairs_per_class=200,
     pairs_per_class_pair=20, sampling="count", signal="prob_distance", length=10.0, ...).
+    `mesh`: lines are split over its `data` axis (default: every device). With `variables`
+    replicated on the mesh (or on one device) nothing is copied per call.
     """
     a = analysis_settings(**settings)
     images = images if isinstance(images, jax.Array) else np.asarray(images)
@@ -154,7 +156,7 @@ def interpolation_spectra(apply_fn: Callable, variables: Any, images, labels=Non
         if len(labels) != len(images):
             raise ConfigError(f"labels must have one entry per image ({len(images)}), got {len(labels)}.")
         inputs = line_inputs(labels, take, a, mean, std)
-    evaluator = series.evaluator_for(apply_fn, a, mesh)
+    evaluator = series.evaluator_for(apply_fn, a, parallel.make_mesh() if mesh is None else mesh)
     prepared = evaluator.prepare(variables, inputs.table, inputs.lines, inputs.mean, inputs.std,
                                  directions=inputs.directions)
     stats = evaluator.evaluate(prepared)

@@ -7,6 +7,7 @@ import os
 import numpy as np
 
 from spectral_jax import cli, io
+from spectral_jax.spectral import series
 from spectral_jax.spectral.series import SUMMARY_COLUMNS
 
 DEMO_SMOKE = os.path.join(os.path.dirname(__file__), "..", "configs", "demo.py") + ":smoke"
@@ -64,7 +65,7 @@ def test_analyze_and_report_subcommands(tmp_path, capsys):
     assert "spectral-jax analyze" in capsys.readouterr().err
     assert cli.main(["analyze", "--workdir", str(w), "--config.analysis.sampling=reference"]) == 0
     (step,) = [int(p.name) for p in (w / "checkpoints").iterdir()]
-    (name,) = os.listdir(w / "analysis")  # not the run's own settings: a folder of its own
+    (name,) = series.analysis_names(w)  # not the run's own settings: a folder of its own
     assert name.startswith("pairs-reference-prob_distance-")
     path = w / "analysis" / name / f"step_{step}.npz"
     with np.load(path) as f:
@@ -85,5 +86,6 @@ def test_analysis_of_other_splits(tmp_path, capsys):
     assert "has the splits train, test, val" in capsys.readouterr().err
     assert cli.main(["analyze", "--workdir", str(w), "--config.analysis.split=val"]) == 0
     (step,) = [int(p.name) for p in (w / "checkpoints").iterdir()]
-    with np.load(w / "analysis" / "interpolation" / f"step_{step}.npz") as f:
+    (name,) = series.analysis_names(w)
+    with np.load(w / "analysis" / name / f"step_{step}.npz") as f:
         assert str(f["setting_split"]) == "val" and f["pairs"].max() < 1437 - 1000

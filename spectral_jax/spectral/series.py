@@ -213,7 +213,8 @@ def analyze_targets(targets: list[Target], *, quiet: bool = False) -> None:
     for t in targets:
         summary = write_summary(t.workdir, t.name)
         log(f"wrote {summary}")
-        if a.lines == "pairs" and a.class_diversity:
+        stale = t.todo or not (t.workdir / "analysis" / class_diversity_name(t.name) / "class_diversity.json").exists()
+        if a.lines == "pairs" and a.class_diversity and stale:
             write_class_diversity(t.workdir, t.config, t.name, dataset, log)
 
 
