@@ -35,3 +35,24 @@ def fake_dir(tmp_path_factory):
     fake_tfds.build(fake_tfds.FakeCifar10, str(root))
     fake_tfds.build(fake_tfds.FakeImagenet2012, str(root))
     return str(root)
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory):
+    """A finished 2-epoch run of the demo's smoke config (2 checkpoints). Read-only: copy it
+    (`run_copy`) before analysing into it."""
+    from spectral_jax.config import load_config_file
+    from spectral_jax.train import train_and_evaluate
+
+    config = load_config_file(os.path.join(os.path.dirname(__file__), "..", "configs", "demo.py") + ":smoke")
+    workdir = tmp_path_factory.mktemp("trained") / "run"
+    train_and_evaluate(config, str(workdir))
+    return workdir
+
+
+@pytest.fixture
+def run_copy(trained_run, tmp_path):
+    """A private copy of `trained_run` to analyse into."""
+    import shutil
+
+    return shutil.copytree(trained_run, tmp_path / "run")

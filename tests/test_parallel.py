@@ -77,16 +77,20 @@ import jax, numpy as np
 from spectral_jax import models
 from spectral_jax.config import base_config
 from spectral_jax.data import open_dataset
-from spectral_jax.spectral import LineEvaluator, select_lines
+from spectral_jax.spectral import LineEvaluator, direction_lines, select_lines
 from spectral_jax import parallel
 ds = open_dataset("digits"); test = ds.split("test")
 model, variables = models.create_model(base_config(), ds.image_shape, 10, jax.random.key(0))
 variables = jax.tree.map(lambda x: x + 0.01 * np.sign(np.sin(np.arange(x.size))).reshape(x.shape), variables)
 lines = select_lines(test.labels, 3, 1)
 mesh = parallel.make_mesh()
+images = parallel.put_replicated(test.images, mesh)
 ev = LineEvaluator(model.apply_fn, 16, chunk_lines=8, mesh=mesh)
-out = ev(variables, parallel.put_replicated(test.images, mesh), lines.pairs, ds.mean, ds.std)
-np.savez(OUT, devices=jax.device_count(), chunk=ev.chunk_lines, **{k: v for k, v in out.items()})
+out = ev(variables, images, lines.pairs, ds.mean, ds.std)
+# random lines, distance sampling, chunks of 4 forward micro-batches of 8 points per device
+rand = LineEvaluator(model.apply_fn, sampling="distance", step=0.5, mesh=mesh, forward_batch=8, seed=3)(
+    variables, images, direction_lines(test.labels, "random", length=5.0, images_per_class=2), ds.mean, ds.std)
+np.savez(OUT, devices=jax.device_count(), chunk=ev.chunk_lines, **out, **{"random_" + k: v for k, v in rand.items()})
 """
 
 
@@ -100,5 +104,5 @@ def test_analysis_shards_lines_over_devices(tmp_path, devices):
                        timeout=120, capture_output=True)
         outs[n] = dict(np.load(out))
     assert int(outs[devices]["devices"]) == devices and int(outs[devices]["chunk"]) % devices == 0
-    for k in ("logits", "hf_power", "max_grad", "r_end"):
+    for k in ("logits", "hf_power", "max_grad", "r_end", "random_logits", "random_hf_power", "random_max_grad"):
         np.testing.assert_allclose(outs[devices][k], outs[1][k], rtol=1e-4, atol=1e-6, err_msg=k)
