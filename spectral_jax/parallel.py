@@ -115,6 +115,26 @@ def to_host(tree):
     return jax.device_get(jax.tree.map(local, tree))
 
 
+# XLA:CPU (seen with jaxlib 0.10.2) can deadlock when the host dispatches more than about 32
+# multi-device programs ahead of the devices: each CPU device admits at most 32 executions in
+# flight, the launch that finds the limit reached blocks a PjRt worker thread, and one device's
+# part of an already-launched program then never starts, so the other device waits in a
+# collective until XLA aborts the process ("Termination timeout ... Expected 2 threads to join the
+# rendezvous, but only 1 of them arrived"). Loops that dispatch one program after another wait
+# for their latest result every `max_steps_ahead()` dispatches, so far fewer are ever in flight.
+CPU_MAX_STEPS_AHEAD = 8
+
+
+def max_steps_ahead() -> int:
+    """How many steps a loop may dispatch before waiting for the latest; 0 = no limit.
+
+    Only multi-device CPU needs a limit (see CPU_MAX_STEPS_AHEAD); accelerators keep their full
+    asynchronous pipeline."""
+    if jax.local_device_count() > 1 and jax.default_backend() == "cpu":
+        return CPU_MAX_STEPS_AHEAD
+    return 0
+
+
 def check_divisible(batch_size: int, what: str = "batch_size") -> None:
     n = jax.device_count()
     if batch_size % n:
