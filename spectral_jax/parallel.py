@@ -26,7 +26,7 @@ DATA_AXIS = "data"
 # XLA:CPU aborts the process when one device thread reaches a collective more than 40 s after
 # another (a busy 2-core machine gets there); a real deadlock still ends, after these limits.
 CPU_COLLECTIVE_FLAGS = {
-    "--xla_cpu_collective_call_terminate_timeout_seconds": 900,
+    "--xla_cpu_collective_call_terminate_timeout_seconds": 300,
     "--xla_cpu_collective_timeout_seconds": 1800,
 }
 
@@ -121,18 +121,33 @@ def to_host(tree):
 # part of an already-launched program then never starts, so the other device waits in a
 # collective until XLA aborts the process ("Termination timeout ... Expected 2 threads to join the
 # rendezvous, but only 1 of them arrived"). Loops that dispatch one program after another wait
-# for their latest result every `max_steps_ahead()` dispatches, so far fewer are ever in flight.
+# for their latest result every `max_steps_ahead()` dispatches (`Pacer`), so far fewer are ever
+# in flight. (Raising XLA's collective time-outs cannot help here: the device never arrives.)
 CPU_MAX_STEPS_AHEAD = 8
 
 
 def max_steps_ahead() -> int:
-    """How many steps a loop may dispatch before waiting for the latest; 0 = no limit.
+    """How many programs a loop may dispatch before waiting for the latest; 0 = no limit.
 
     Only multi-device CPU needs a limit (see CPU_MAX_STEPS_AHEAD); accelerators keep their full
     asynchronous pipeline."""
     if jax.local_device_count() > 1 and jax.default_backend() == "cpu":
         return CPU_MAX_STEPS_AHEAD
     return 0
+
+
+class Pacer:
+    """`result = pace(dispatch(...))` in a loop of dispatches: every `max_steps_ahead()` results
+    it waits for the latest one, bounding the programs in flight (see CPU_MAX_STEPS_AHEAD)."""
+
+    def __init__(self):
+        self.every, self.count = max_steps_ahead(), 0
+
+    def __call__(self, result):
+        self.count += 1
+        if self.every and self.count % self.every == 0:
+            jax.block_until_ready(result)
+        return result
 
 
 def check_divisible(batch_size: int, what: str = "batch_size") -> None:

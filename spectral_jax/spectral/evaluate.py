@@ -163,7 +163,7 @@ class LineEvaluator:
         fn = jax.jit(lambda a, b: jnp.linalg.norm(_difference(images[b], images[a], std).reshape(a.shape[0], -1),
                                                   axis=1))
         out, step = [], 1024
-        for i in range(0, len(lines), step):
+        for i in range(0, len(lines), step):  # np.asarray waits for each result: one in flight
             a, b = _pad(lines.start[i:i + step], step), _pad(lines.target[i:i + step], step)
             out.append(np.asarray(fn(a, b))[: min(step, len(lines) - i)])
         return np.concatenate(out) * (lines.hi - lines.lo)
@@ -192,9 +192,10 @@ class LineEvaluator:
         chunks = p.part_lines // p.chunk_lines
         host = {name: _pad(v, p.part_lines).reshape(chunks, p.chunk_lines) for name, v in fields.items()}
         device = jax.device_put(host) if self.mesh is None else parallel.put_replicated(host, self.mesh)
-        fn = self._function(p)
+        fn, pace = self._function(p), parallel.Pacer()
         used = -(-(hi - lo) // p.chunk_lines)
-        results = [fn(p.variables, p.images, p.mean, p.std, p.directions, device, jnp.int32(i)) for i in range(used)]
+        results = [pace(fn(p.variables, p.images, p.mean, p.std, p.directions, device, jnp.int32(i)))
+                   for i in range(used)]
         return results, hi - lo, 1 if p.stacked else 0
 
     def _function(self, p: "Prepared") -> Callable:

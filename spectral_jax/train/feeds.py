@@ -51,11 +51,9 @@ class DeviceFeed:
 
     def run_epoch(self, state, metrics, epoch: int, num_steps: int, step_key, aux, on_step):
         perm = self._perm(state["step"])  # from the step on the device: no host value crosses
-        ahead = parallel.max_steps_ahead()
-        for i in range(num_steps):
-            state, metrics = self._step(state, metrics, self.train, perm, step_key, aux)
-            if ahead and (i + 1) % ahead == 0:
-                jax.block_until_ready(state["step"])  # bounds the executions in flight (see parallel)
+        pace = parallel.Pacer()
+        for _ in range(num_steps):
+            state, metrics = pace(self._step(state, metrics, self.train, perm, step_key, aux))
             on_step()
         return state, metrics
 
@@ -81,19 +79,15 @@ class StreamFeed:
 
     def run_epoch(self, state, metrics, epoch: int, num_steps: int, step_key, aux, on_step):
         batches = self.dataset.split("train").batches(self.config.batch_size, seed=self.config.seed, epoch=epoch)
-        ahead = parallel.max_steps_ahead()
-        for i, host_batch in enumerate(itertools.islice(batches, num_steps)):
+        pace = parallel.Pacer()
+        for host_batch in itertools.islice(batches, num_steps):
             images, labels, _ = self._put(host_batch)
-            state, metrics = self._step(state, metrics, images, labels, self.mean, self.std, step_key, aux)
-            if ahead and (i + 1) % ahead == 0:
-                jax.block_until_ready(state["step"])  # bounds the executions in flight (see parallel)
+            state, metrics = pace(self._step(state, metrics, images, labels, self.mean, self.std, step_key, aux))
             on_step()
         return state, metrics
 
     def evaluate(self, variables, split: str, with_noise: bool = True) -> dict:
-        sums, ahead = None, parallel.max_steps_ahead()
-        for i, host_batch in enumerate(self.dataset.split(split).batches(self.config.eval_batch_size)):
-            sums = self._eval(sums, variables, *self._put(host_batch), self.mean, self.std)
-            if ahead and (i + 1) % ahead == 0:
-                jax.block_until_ready(sums)  # bounds the executions in flight (see parallel)
+        sums, pace = None, parallel.Pacer()
+        for host_batch in self.dataset.split(split).batches(self.config.eval_batch_size):
+            sums = pace(self._eval(sums, variables, *self._put(host_batch), self.mean, self.std))
         return parallel.to_host(sums)
