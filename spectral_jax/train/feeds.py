@@ -27,30 +27,33 @@ from spectral_jax.train import step as step_lib
 EVAL_SPLITS = ("train", "test", "extra")  # what training evaluates (val only through analysis)
 
 
-def make_feed(dataset, model, config, schedule, mesh: Mesh, batch_fn, noise, data_key: jax.Array):
+def make_feed(dataset, model, config, schedule, mesh: Mesh, batch_fn, noise, data_key: jax.Array, members: int = 0):
     """The feed for `dataset`: streamed (imagenet2012) or on the devices whole; `schedule` a
-    config.Schedule."""
+    config.Schedule. `members=K` trains an ensemble (in-memory data only): `data_key` [K]."""
     if dataset.streamed:
         return StreamFeed(dataset, model, config, schedule, mesh, batch_fn, noise)
-    return DeviceFeed(dataset, model, config, schedule, mesh, batch_fn, noise, data_key)
+    return DeviceFeed(dataset, model, config, schedule, mesh, batch_fn, noise, data_key, members)
 
 
 class DeviceFeed:
-    def __init__(self, dataset, model, config, schedule, mesh: Mesh, batch_fn, noise, data_key: jax.Array):
+    def __init__(self, dataset, model, config, schedule, mesh: Mesh, batch_fn, noise, data_key: jax.Array,
+                 members: int = 0):
         steps_per_epoch = schedule.steps_per_epoch
         self.splits = {name: step_lib.DeviceSplit.put(split, dataset.mean, dataset.std, mesh)
                        for name, split in dataset.splits.items() if name in EVAL_SPLITS}
         self.train = self.splits["train"]
         self._step = step_lib.make_train_step(model, config, dataset.num_classes, schedule.total_steps,
-                                              steps_per_epoch, mesh, batch_fn)
-        self._perm = step_lib.make_epoch_permutation(data_key, steps_per_epoch, len(dataset.split("train")))
-        self._eval = step_lib.make_eval_fn(model, config.eval_batch_size, dataset.num_classes, mesh, noise)
-        self._eval_clean = (step_lib.make_eval_fn(model, config.eval_batch_size, dataset.num_classes, mesh)
+                                              steps_per_epoch, mesh, batch_fn, members)
+        self._data_key = parallel.put_replicated(data_key, mesh)
+        self._perm = step_lib.make_epoch_permutation(steps_per_epoch, len(dataset.split("train")), members)
+        self._eval = step_lib.make_eval_fn(model, config.eval_batch_size, dataset.num_classes, mesh, noise, members)
+        self._eval_clean = (step_lib.make_eval_fn(model, config.eval_batch_size, dataset.num_classes, mesh,
+                                                  members=members)
                             if noise is not None and noise.active else self._eval)  # one compile when equal
         self.noise_active = noise is not None and noise.active
 
     def run_epoch(self, state, metrics, epoch: int, num_steps: int, step_key, aux, on_step):
-        perm = self._perm(state["step"])  # from the step on the device: no host value crosses
+        perm = self._perm(self._data_key, state["step"])  # from the step on the device: no host value crosses
         pace = parallel.Pacer()
         for _ in range(num_steps):
             state, metrics = pace(self._step(state, metrics, self.train, perm, step_key, aux))

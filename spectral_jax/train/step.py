@@ -6,6 +6,10 @@ indices from the epoch permutation at position `step % steps_per_epoch`, the uin
 and labels by gather, its randomness from `fold_in(key, step)`. So the epoch loop hands the
 step nothing from the host (it runs under `jax.transfer_guard("disallow")`), and epoch metrics
 accumulate on the device, read once per epoch.
+
+Every in-memory step also comes in an ensemble form (`members=K`): K states stacked on a
+leading axis, each with its own hyperparameters (`aux["hyper"]` [K]), data order and randomness,
+trained by one program under `jax.vmap` over the same device-resident data.
 """
 
 from __future__ import annotations
@@ -135,10 +139,11 @@ def make_update(model: PureModel, config, num_classes: int, total_steps: int, ba
 
 
 def make_train_step(model: PureModel, config, num_classes: int, total_steps: int, steps_per_epoch: int,
-                    mesh: Mesh | None = None, batch_fn: BatchFn | None = None):
+                    mesh: Mesh | None = None, batch_fn: BatchFn | None = None, members: int = 0):
     """In-memory data: -> train_step(state, metrics, data: DeviceSplit, perm [N], key, aux) -> (state, metrics).
 
-    The batch is perm[i*B:(i+1)*B] with i = step % steps_per_epoch, gathered on the device."""
+    The batch is perm[i*B:(i+1)*B] with i = step % steps_per_epoch, gathered on the device. With
+    `members=K`, state, metrics, perm [K, N], key [K] and aux["hyper"] carry a leading member axis."""
     update = make_update(model, config, num_classes, total_steps, batch_fn)
     constrain, batch_size = _batch_constraint(mesh), config.batch_size
 
@@ -147,7 +152,16 @@ def make_train_step(model: PureModel, config, num_classes: int, total_steps: int
         images = constrain(standardize(data.images[idx], data.mean, data.std))
         return update(state, metrics, images, constrain(data.labels[idx]), key, aux)
 
-    return _jit_step(train_step, mesh)
+    if not members:
+        return _jit_step(train_step, mesh)
+
+    def ensemble_step(state, metrics, data: DeviceSplit, perm, key, aux):
+        def member(state, metrics, perm, key, hyper):
+            return train_step(state, metrics, data, perm, key, {**aux, "hyper": hyper})
+
+        return jax.vmap(member)(state, metrics, perm, key, aux["hyper"])
+
+    return _jit_step(ensemble_step, mesh)
 
 
 def make_stream_train_step(model: PureModel, config, num_classes: int, total_steps: int, mesh: Mesh | None = None,
@@ -168,12 +182,12 @@ def _jit_step(fn, mesh):
     return jax.jit(fn, donate_argnums=(0, 1), out_shardings=out)
 
 
-def make_epoch_permutation(data_key: jax.Array, steps_per_epoch: int, num_examples: int):
-    """-> perm(step) [N]: the order of the epoch containing `step`, from (seed, epoch), on device."""
-    @jax.jit
-    def perm(step):
+def make_epoch_permutation(steps_per_epoch: int, num_examples: int, members: int = 0):
+    """-> perm(data_key, step) [N]: the order of the epoch containing `step`, from (seed, epoch), on
+    device (with `members`, keys and steps [K] -> [K, N])."""
+    def perm(data_key, step):
         return jax.random.permutation(jax.random.fold_in(data_key, step // steps_per_epoch), num_examples)
-    return perm
+    return jax.jit(jax.vmap(perm) if members else perm)
 
 
 def make_eval_terms(model: PureModel, num_classes: int, mesh: Mesh | None = None, noise=None):
@@ -206,9 +220,11 @@ def make_eval_terms(model: PureModel, num_classes: int, mesh: Mesh | None = None
     return terms
 
 
-def make_eval_fn(model: PureModel, batch_size: int, num_classes: int, mesh: Mesh | None = None, noise=None):
+def make_eval_fn(model: PureModel, batch_size: int, num_classes: int, mesh: Mesh | None = None, noise=None,
+                 members: int = 0):
     """In-memory data: -> evaluate(variables, data: DeviceSplit) -> the sums of `make_eval_terms`
-    over the whole split, in evaluation mode, in fixed-order batches (the last padded and masked)."""
+    over the whole split, in evaluation mode, in fixed-order batches (the last padded and masked).
+    With `members=K`, variables and the sums carry a leading member axis."""
     terms = make_eval_terms(model, num_classes, mesh, noise)
 
     def evaluate(variables, data: DeviceSplit):
@@ -225,8 +241,8 @@ def make_eval_fn(model: PureModel, batch_size: int, num_classes: int, mesh: Mesh
 
         return jax.tree.map(jnp.sum, jax.lax.map(one_batch, (idx, valid)))
 
-    out = _replicated(mesh)
-    return jax.jit(evaluate, out_shardings=out)
+    fn = jax.vmap(evaluate, in_axes=(0, None)) if members else evaluate
+    return jax.jit(fn, out_shardings=_replicated(mesh))
 
 
 def make_stream_eval_fn(model: PureModel, num_classes: int, mesh: Mesh | None = None, noise=None):
