@@ -14,7 +14,6 @@ import argparse
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 import ml_collections
 
@@ -23,7 +22,7 @@ from spectral_jax import parallel
 from spectral_jax.errors import ConfigError, UserError
 from spectral_jax.models import summary as model_summary
 from spectral_jax.report import write_report, write_sweep_report
-from spectral_jax.spectral.series import analyze_run, read_summary
+from spectral_jax.spectral.series import analyze_root, analyze_run, read_summary
 from spectral_jax.sweep import Options, run_sweep
 from spectral_jax.sweep.executors import EXECUTORS
 from spectral_jax.train import train_and_evaluate
@@ -45,7 +44,7 @@ def load_config(spec: str | None, overrides, workdir: str | None = None) -> ml_c
 
 
 def cmd_train(args, overrides) -> None:
-    if not args.config and not (args.workdir and Path(args.workdir, "config.json").exists()):
+    if not args.config and not config_lib.is_run_dir(args.workdir):
         raise ConfigError(f"{args.workdir} holds no run (no config.json) to resume: give --config=configs/FILE.py.")
     config = load_config(args.config, overrides, args.workdir)  # a bad config fails before joining the cluster
     parallel.initialize_distributed(args.coordinator, args.num_processes, args.process_id)
@@ -53,7 +52,13 @@ def cmd_train(args, overrides) -> None:
 
 
 def cmd_analyze(args, overrides) -> None:
-    analyze_run(args.workdir, load_config(None, overrides, args.workdir))
+    if (args.workdir is None) == (args.root is None):
+        raise ConfigError("Give exactly one of --workdir W (one run) and --root R (every run under R).")
+    if args.root is not None:
+        load_config(None, overrides)  # bad keys and values fail here, before any run is read
+        analyze_root(args.root, overrides, steps=args.steps)
+    else:
+        analyze_run(args.workdir, load_config(None, overrides, args.workdir), steps=args.steps)
 
 
 def cmd_report(args, overrides) -> None:
@@ -141,7 +146,7 @@ def overrides_help(groups: tuple[str, ...] = ()) -> str:
     keys = [k for k, _, _ in config_lib.FIELDS if not groups or k.split(".")[0] in groups or "." not in k]
     listing = textwrap.fill(", ".join(keys), width=100, initial_indent="  ", subsequent_indent="  ")
     return ("Override any config key with --config.KEY=VALUE (typed like the key's default; nested keys are\n"
-            "dotted: --config.epochs=20 --config.noise.amplitude=0.5 --config.analysis.mode=reference).\n"
+            "dotted: --config.epochs=20 --config.noise.amplitude=0.5 --config.analysis.lines=random).\n"
             "Unknown keys and bad values are an error before any compute. Keys:\n" + listing +
             "\n`spectral-jax config [--config=FILE | --workdir W]` prints every key with its value and help.")
 
@@ -174,9 +179,15 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--process_id", type=int)
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("analyze", help="interpolation spectra at every checkpoint of a run",
+    p = sub.add_parser("analyze", help="interpolation spectra at the checkpoints of a run (or of every run under a root)",
+                       description="Each analysis setting writes its own folder W/analysis/<name>/ (the default "
+                                   "settings: interpolation/); steps already analysed with the same settings are "
+                                   "skipped, and a killed analysis resumes. Line kinds: --config.analysis.lines="
+                                   "pairs|random|fourier|f|1/f|gradient|plane; see docs/analysis.md.",
                        epilog=overrides_help(("analysis",)), formatter_class=raw)
-    p.add_argument("--workdir", required=True)
+    p.add_argument("--workdir", help="one run directory")
+    p.add_argument("--root", help="every run directory under this folder; runs of one model and data share a program")
+    p.add_argument("--steps", default="all", help="all (default), last, or checkpoint steps like 100,200")
     p.set_defaults(func=cmd_analyze)
 
     p = sub.add_parser("report", help="figures and summary.json from a run's analysis, or (--root) results.csv "

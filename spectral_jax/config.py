@@ -29,7 +29,11 @@ CONFIGS_PACKAGE = "spectral_jax.configs"  # the top-level configs/ folder, insta
 CONFIG_ARGS = ("cpu", "smoke")  # the laptop-sized variants every experiment config offers
 
 
-ANALYSIS_MODES = ("detrended", "reference")
+# Analysis choices (docs/analysis.md); the spectral layer reads them from here.
+ANALYSIS_LINES = ("pairs", "random", "fourier", "f", "1/f", "gradient", "plane")
+ANALYSIS_SAMPLINGS = ("count", "distance", "reference")
+ANALYSIS_SIGNALS = ("prob_distance", "class_logit", "predicted_prob")
+ANALYSIS_CUTOFF_UNITS = ("bins", "cycles_per_unit")
 ANALYSIS_SPLITS = ("test", "train", "val", "extra")  # val: with train_size; extra: CIFAR-10.1
 DTYPES = ("float32", "bfloat16")
 AUGMENT_POLICIES = ("none", "autoaugment", "randaugment")
@@ -87,13 +91,35 @@ FIELDS: tuple[tuple[str, Any, str], ...] = (
     # Checkpoints at the end of every epoch.
     ("ckpt_keep", 2, "latest checkpoints kept; 0 = keep all"),
     ("ckpt_every_epochs", 10, "also keep one permanently every this many epochs"),
-    # Interpolation spectra (docs/methods.md §2.3 pairs, §10 statistics).
+    # Interpolation spectra (docs/methods.md §2.3 pairs, §10 statistics; docs/analysis.md every option).
+    ("analysis.name", "", "folder analysis/<name>/; '' = interpolation for the default settings, else derived from them"),
+    ("analysis.lines", "pairs", "pairs, random, fourier, f, 1/f, gradient (directions from each image) or plane"),
     ("analysis.split", "test", "split the lines are drawn from: test, train, val, extra"),
-    ("analysis.num_points", 64, "M points per line, both ends included"),
-    ("analysis.pairs_per_class", 200, "within-class lines per class (capped by the data)"),
-    ("analysis.pairs_per_class_pair", 20, "between-class lines per unordered class pair"),
-    ("analysis.chunk_lines", 0, "lines per compiled chunk; 0 = chosen for the backend"),
-    ("analysis.mode", "detrended", "detrended (our statistics) or reference (the released code's convention)"),
+    ("analysis.classes", (), "only these classes (labels); () = all"),
+    ("analysis.num_points", 64, "M points per line, both ends included (count and reference sampling)"),
+    ("analysis.pairs_per_class", 200, "pairs: within-class lines per class (capped by the data)"),
+    ("analysis.pairs_per_class_pair", 20, "pairs: between-class lines per unordered class pair"),
+    ("analysis.images_per_class", 100, "direction lines: start images per class, split order; 0 = all"),
+    ("analysis.length", 10.0, "direction lines: length L in standardized units"),
+    ("analysis.centered", False, "direction lines: t in [-L/2, L/2] around the image instead of [0, L]"),
+    ("analysis.spatial_frequency", 2.0, "fourier lines: diagonal basis image m = floor(s / sqrt(2))"),
+    ("analysis.fourier_index", (), "fourier lines: basis image (i, j) of the fftshifted grid; () = from spatial_frequency"),
+    ("analysis.direction_seed", 0, "random lines: seed of the Gaussian directions (one per line)"),
+    ("analysis.planes", 10, "plane: planes through image triples of three classes"),
+    ("analysis.grid", 32, "plane: G x G points per plane"),
+    ("analysis.sampling", "count", "count (M points, cycles per line), distance (fixed step, cycles per unit) or reference"),
+    ("analysis.step", 1.0, "distance sampling: standardized units between points"),
+    ("analysis.max_points", 1024, "distance sampling: the most points a line may have (an error beyond)"),
+    ("analysis.signal", "prob_distance", "prob_distance (||p_k - p_0||), class_logit or predicted_prob"),
+    ("analysis.hf_cutoff", 0.0, "high-frequency cutoff; 0 = ceil(M/8) bins, or 0.1 cycles/unit in distance sampling"),
+    ("analysis.hf_cutoff_unit", "", "bins or cycles_per_unit; '' = bins, or cycles_per_unit in distance sampling"),
+    ("analysis.save_logits", True, "save per-point logits [P, N, K] (false: flat memory for huge analyses)"),
+    ("analysis.class_diversity", True, "pairs: per-class hf statistics against class diversity (docs/methods.md §2.5)"),
+    ("analysis.diversity_images", 100, "class diversity: images per class for the pairwise distances"),
+    ("analysis.chunk_lines", 0, "lines per compiled chunk; 0 = chosen from the forward batch"),
+    ("analysis.forward_batch", 0, "points per forward pass and device; 0 = measured once per model and backend"),
+    ("analysis.stack", 0, "checkpoints evaluated together with jax.vmap; 0 = the backend's default (1 on CPU)"),
+    ("analysis.flush_lines", 4096, "lines per part flushed to disk (a killed analysis resumes from its parts)"),
     # The generic `wrn` model (wrn_32 / wrn_160 are fixed 28-2 / 28-10).
     ("wrn.depth", 28, "WRN depth, 6n + 4 (n blocks per stage)"),
     ("wrn.widen_factor", 2, "WRN widening k: stage widths 16k, 32k, 64k"),
@@ -198,18 +224,30 @@ def shrink_analysis(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     return c
 
 
+def config_path(workdir: str | Path) -> Path:
+    """WORKDIR/config.json: a run directory's identity."""
+    return Path(workdir) / "config.json"
+
+
+def is_run_dir(workdir: str | Path) -> bool:
+    return config_path(workdir).is_file()
+
+
 def load_run_config(workdir: str | Path) -> ml_collections.ConfigDict:
     """The resolved config of the run in `workdir` (its config.json)."""
-    path = Path(workdir) / "config.json"
-    if not path.exists():
-        raise ConfigError(f"{path} not found: is {workdir} a spectral-jax run directory?")
-    return config_from_json(path)
+    if not is_run_dir(workdir):
+        raise ConfigError(f"{config_path(workdir)} not found: is {workdir} a spectral-jax run directory?")
+    return config_from_json(config_path(workdir))
 
 
 def config_from_json(path: str | Path) -> ml_collections.ConfigDict:
     """The resolved config a run wrote to WORKDIR/config.json, on top of today's defaults."""
     config = base_config()
-    _merge(config, json.loads(Path(path).read_text()), prefix="")
+    values = json.loads(Path(path).read_text())
+    mode = values.get("analysis", {}).pop("mode", None)  # before analysis.sampling: detrended | reference
+    if mode is not None:
+        values["analysis"].setdefault("sampling", "reference" if mode == "reference" else "count")
+    _merge(config, values, prefix="")
     return config
 
 
@@ -315,22 +353,49 @@ def validate(config: ml_collections.ConfigDict) -> None:
             raise ConfigError(f"Config key {key!r} must be a finite number >= 0, got {config[key]!r}.")
     for key in ("label_smoothing", "distillation_alpha"):
         _number_in(key, config[key], 0.0, 1.0)
-    if config.teacher_workdir and not (Path(config.teacher_workdir) / "config.json").exists():
+    if config.teacher_workdir and not is_run_dir(config.teacher_workdir):
         raise ConfigError(f"teacher_workdir {config.teacher_workdir!r} is not a run directory (no config.json).")
     _validate_noise(config.noise)
     _positive("train_size", config.train_size, allow_zero=True)
     _positive("image_size", config.image_size, allow_zero=True)
     _validate_augment(config.augment)
-    a = config.analysis
-    _choice("analysis.mode", a.mode, ANALYSIS_MODES)
+    validate_analysis(config.analysis)
+    _validate_wrn(config.wrn)
+
+
+def validate_analysis(a: ml_collections.ConfigDict) -> None:
+    _choice("analysis.lines", a.lines, ANALYSIS_LINES)
     _choice("analysis.split", a.split, ANALYSIS_SPLITS)
+    _choice("analysis.sampling", a.sampling, ANALYSIS_SAMPLINGS)
+    _choice("analysis.signal", a.signal, ANALYSIS_SIGNALS)
+    if a.hf_cutoff_unit:
+        _choice("analysis.hf_cutoff_unit", a.hf_cutoff_unit, ANALYSIS_CUTOFF_UNITS)
     if not (isinstance(a.num_points, int) and a.num_points >= 8):
         raise ConfigError(f"analysis.num_points must be an integer >= 8, got {a.num_points!r}.")
-    for key in ("pairs_per_class", "pairs_per_class_pair", "chunk_lines"):
+    for key in ("pairs_per_class", "pairs_per_class_pair", "images_per_class", "chunk_lines", "forward_batch",
+                "stack", "direction_seed", "diversity_images"):
         _positive(f"analysis.{key}", a[key], allow_zero=True)
-    if a.pairs_per_class == 0 and a.pairs_per_class_pair == 0:
+    for key in ("planes", "max_points", "flush_lines"):
+        _positive(f"analysis.{key}", a[key])
+    if not (isinstance(a.grid, int) and a.grid >= 8):
+        raise ConfigError(f"analysis.grid must be an integer >= 8, got {a.grid!r}.")
+    for key in ("length", "step"):
+        _number_in(f"analysis.{key}", a[key], 0.0, math.inf)
+        if a[key] == 0:
+            raise ConfigError(f"Config key 'analysis.{key}' must be > 0, got 0.")
+    _number_in("analysis.hf_cutoff", a.hf_cutoff, 0.0, math.inf)
+    _number_in("analysis.spatial_frequency", a.spatial_frequency, 0.0, math.inf)
+    for key in ("centered", "save_logits", "class_diversity"):
+        if not isinstance(a[key], bool):
+            raise ConfigError(f"Config key 'analysis.{key}' must be true or false, got {a[key]!r}.")
+    if not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in a.classes):
+        raise ConfigError(f"analysis.classes must be class indices >= 0 like (0, 3), got {a.classes!r}.")
+    if a.fourier_index and (len(a.fourier_index) != 2 or not all(isinstance(i, int) for i in a.fourier_index)):
+        raise ConfigError(f"analysis.fourier_index must be two integers (i, j) or (), got {a.fourier_index!r}.")
+    if a.lines == "pairs" and a.pairs_per_class == 0 and a.pairs_per_class_pair == 0:
         raise ConfigError("analysis.pairs_per_class and analysis.pairs_per_class_pair are both 0: no lines.")
-    _validate_wrn(config.wrn)
+    if a.name and (a.name != a.name.strip() or "/" in a.name or a.name.startswith(".")):
+        raise ConfigError(f"analysis.name must be a plain folder name, got {a.name!r}.")
 
 
 def _validate_wrn(w) -> None:
@@ -423,7 +488,7 @@ def resolve_schedule(config: ml_collections.ConfigDict, num_train: int) -> Sched
 
 
 def write_config(config: ml_collections.ConfigDict, workdir: str | Path) -> None:
-    io.write_json(Path(workdir) / "config.json", config.to_dict())
+    io.write_json(config_path(workdir), config.to_dict())
 
 
 def diff(a: ml_collections.ConfigDict, b: ml_collections.ConfigDict, ignore: Sequence[str] = ()) -> list[str]:

@@ -26,7 +26,7 @@ DATA_AXIS = "data"
 # XLA:CPU aborts the process when one device thread reaches a collective more than 40 s after
 # another (a busy 2-core machine gets there); a real deadlock still ends, after these limits.
 CPU_COLLECTIVE_FLAGS = {
-    "--xla_cpu_collective_call_terminate_timeout_seconds": 900,
+    "--xla_cpu_collective_call_terminate_timeout_seconds": 300,
     "--xla_cpu_collective_timeout_seconds": 1800,
 }
 
@@ -113,6 +113,41 @@ def to_host(tree):
         return x.addressable_data(0) if isinstance(x, jax.Array) and not x.is_fully_addressable else x
 
     return jax.device_get(jax.tree.map(local, tree))
+
+
+# XLA:CPU (seen with jaxlib 0.10.2) can deadlock when the host dispatches more than about 32
+# multi-device programs ahead of the devices: each CPU device admits at most 32 executions in
+# flight, the launch that finds the limit reached blocks a PjRt worker thread, and one device's
+# part of an already-launched program then never starts, so the other device waits in a
+# collective until XLA aborts the process ("Termination timeout ... Expected 2 threads to join the
+# rendezvous, but only 1 of them arrived"). Loops that dispatch one program after another wait
+# for their latest result every `max_steps_ahead()` dispatches (`Pacer`), so far fewer are ever
+# in flight. (Raising XLA's collective time-outs cannot help here: the device never arrives.)
+CPU_MAX_STEPS_AHEAD = 8
+
+
+def max_steps_ahead() -> int:
+    """How many programs a loop may dispatch before waiting for the latest; 0 = no limit.
+
+    Only multi-device CPU needs a limit (see CPU_MAX_STEPS_AHEAD); accelerators keep their full
+    asynchronous pipeline."""
+    if jax.local_device_count() > 1 and jax.default_backend() == "cpu":
+        return CPU_MAX_STEPS_AHEAD
+    return 0
+
+
+class Pacer:
+    """`result = pace(dispatch(...))` in a loop of dispatches: every `max_steps_ahead()` results
+    it waits for the latest one, bounding the programs in flight (see CPU_MAX_STEPS_AHEAD)."""
+
+    def __init__(self):
+        self.every, self.count = max_steps_ahead(), 0
+
+    def __call__(self, result):
+        self.count += 1
+        if self.every and self.count % self.every == 0:
+            jax.block_until_ready(result)
+        return result
 
 
 def check_divisible(batch_size: int, what: str = "batch_size") -> None:

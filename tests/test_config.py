@@ -13,10 +13,12 @@ DEMO = os.path.join(os.path.dirname(__file__), "..", "configs", "demo.py")
 
 def test_overrides_are_typed(smoke_config):
     config_lib.apply_overrides(smoke_config, config_lib.parse_overrides(
-        ["--config.epochs=3", "--config.lr=1", "--config.analysis.mode", "reference", "--config.data_dir=/x"]))
+        ["--config.epochs=3", "--config.lr=1", "--config.analysis.sampling", "reference", "--config.data_dir=/x",
+         "--config.analysis.classes=0,3"]))
     assert smoke_config.epochs == 3 and isinstance(smoke_config.epochs, int)
     assert smoke_config.lr == 1.0 and isinstance(smoke_config.lr, float)
-    assert smoke_config.analysis.mode == "reference"
+    assert smoke_config.analysis.sampling == "reference"
+    assert smoke_config.analysis.classes == (0, 3)
     assert smoke_config.data_dir == "/x"
 
 
@@ -52,10 +54,20 @@ def test_unknown_dataset_and_bad_values(smoke_config):
     with pytest.raises(config_lib.ConfigError, match=r"Unknown dataset 'cifar1'\. Did you mean cifar10"):
         config_lib.validate(smoke_config)
     smoke_config.dataset = "digits"
-    smoke_config.analysis.mode = "raw"
-    with pytest.raises(config_lib.ConfigError, match="detrended, reference"):
+    smoke_config.analysis.sampling = "raw"
+    with pytest.raises(config_lib.ConfigError, match="count, distance, reference"):
         config_lib.validate(smoke_config)
-    smoke_config.analysis.mode = "detrended"
+    smoke_config.analysis.sampling = "count"
+    smoke_config.analysis.lines = "1/f"
+    config_lib.validate(smoke_config)
+    smoke_config.analysis.lines = "pair"
+    with pytest.raises(config_lib.ConfigError, match=r"Did you mean pairs\? valid choices: pairs, random"):
+        config_lib.validate(smoke_config)
+    smoke_config.analysis.lines = "pairs"
+    smoke_config.analysis.step = 0.0
+    with pytest.raises(config_lib.ConfigError, match="'analysis.step' must be > 0"):
+        config_lib.validate(smoke_config)
+    smoke_config.analysis.step = 1.0
     smoke_config.batch_size = 0
     with pytest.raises(config_lib.ConfigError, match="batch_size"):
         config_lib.validate(smoke_config)

@@ -7,6 +7,7 @@ import os
 import numpy as np
 
 from spectral_jax import cli, io
+from spectral_jax.spectral import series
 from spectral_jax.spectral.series import SUMMARY_COLUMNS
 
 DEMO_SMOKE = os.path.join(os.path.dirname(__file__), "..", "configs", "demo.py") + ":smoke"
@@ -62,13 +63,15 @@ def test_analyze_and_report_subcommands(tmp_path, capsys):
     assert cli.main(["train", "--config", DEMO_SMOKE, "--workdir", str(w), "--config.epochs=1"]) == 0
     assert cli.main(["report", "--workdir", str(w)]) == 2  # nothing analysed yet: a clear error
     assert "spectral-jax analyze" in capsys.readouterr().err
-    assert cli.main(["analyze", "--workdir", str(w), "--config.analysis.mode=reference"]) == 0
+    assert cli.main(["analyze", "--workdir", str(w), "--config.analysis.sampling=reference"]) == 0
     (step,) = [int(p.name) for p in (w / "checkpoints").iterdir()]
-    path = w / "analysis" / "interpolation" / f"step_{step}.npz"
+    (name,) = series.analysis_names(w)  # not the run's own settings: a folder of its own
+    assert name.startswith("pairs-reference-prob_distance-")
+    path = w / "analysis" / name / f"step_{step}.npz"
     with np.load(path) as f:
-        assert f["power_two_sided"].shape[1] == 16 and str(f["setting_mode"]) == "reference"
+        assert f["power_two_sided"].shape[1] == 16 and str(f["setting_sampling"]) == "reference"
     mtime = path.stat().st_mtime_ns
-    assert cli.main(["analyze", "--workdir", str(w), "--config.analysis.mode=reference"]) == 0
+    assert cli.main(["analyze", "--workdir", str(w), "--config.analysis.sampling=reference"]) == 0
     assert path.stat().st_mtime_ns == mtime  # same settings: not recomputed
     assert cli.main(["report", "--workdir", str(w)]) == 0
     assert (w / "report" / "summary.json").exists()
@@ -83,5 +86,6 @@ def test_analysis_of_other_splits(tmp_path, capsys):
     assert "has the splits train, test, val" in capsys.readouterr().err
     assert cli.main(["analyze", "--workdir", str(w), "--config.analysis.split=val"]) == 0
     (step,) = [int(p.name) for p in (w / "checkpoints").iterdir()]
-    with np.load(w / "analysis" / "interpolation" / f"step_{step}.npz") as f:
+    (name,) = series.analysis_names(w)
+    with np.load(w / "analysis" / name / f"step_{step}.npz") as f:
         assert str(f["setting_split"]) == "val" and f["pairs"].max() < 1437 - 1000

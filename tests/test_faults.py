@@ -13,14 +13,13 @@ import pytest
 from spectral_jax import io, models
 from spectral_jax.train import checkpoints, loop
 from spectral_jax.train import step as step_lib
-from test_parallel import assert_same_params, finish, params, run_worker
 
 KILL = {"base_args": ["--config.epochs=4", "--config.batch_size=8"]}  # 179 steps per epoch
 
 
-def test_kill_9_mid_epoch_then_resume_gives_the_same_parameters(tmp_path):
-    reference = run_worker(tmp_path / "ref", tmp_path / "ref.npz", **KILL)
-    victim = run_worker(tmp_path / "run", tmp_path / "victim.npz", start_new_session=True, **KILL)
+def test_kill_9_mid_epoch_then_resume_gives_the_same_parameters(tmp_path, workers):
+    reference = workers.start(tmp_path / "ref", tmp_path / "ref.npz", **KILL)
+    victim = workers.start(tmp_path / "run", tmp_path / "victim.npz", start_new_session=True, **KILL)
     first = checkpoints.checkpoint_dir(tmp_path / "run") / "179" / checkpoints.FINALIZED_MARKER
     deadline = time.time() + 180
     while not first.exists() and victim.poll() is None and time.time() < deadline:
@@ -31,12 +30,12 @@ def test_kill_9_mid_epoch_then_resume_gives_the_same_parameters(tmp_path):
     victim.wait()
     assert victim.returncode == -signal.SIGKILL
     assert not (tmp_path / "run" / "summary.json").exists()
-    finish(run_worker(tmp_path / "run", tmp_path / "resumed.npz", **KILL))
-    finish(reference)
-    got, _, step = params(tmp_path / "resumed.npz")
-    want, _, ref_step = params(tmp_path / "ref.npz")
+    workers.finish(workers.start(tmp_path / "run", tmp_path / "resumed.npz", **KILL))
+    workers.finish(reference)
+    got, _, step = workers.params(tmp_path / "resumed.npz")
+    want, _, ref_step = workers.params(tmp_path / "ref.npz")
     assert step == ref_step == 4 * 179
-    assert_same_params(got, want, rtol=1e-6, atol=1e-7)
+    workers.assert_same_params(got, want, rtol=1e-6, atol=1e-7)
     epochs = [r["epoch"] for r in io.read_jsonl(tmp_path / "run" / "metrics.jsonl")]
     assert epochs == [1, 2, 3, 4]
 

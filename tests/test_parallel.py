@@ -1,74 +1,39 @@
 """Data parallelism: 4 fake CPU devices and 2 local processes give the parameters of 1 device."""
 
 import os
-import socket
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-WORKER = os.path.join(os.path.dirname(__file__), "train_worker.py")
-# 3 steps of batch 32 with the smoke config (BatchNorm CNN on digits)
-ARGS = ["--config.steps=3", "--config.batch_size=32", "--config.eval_batch_size=64"]
-
-
-def run_worker(workdir, out, extra=(), devices=1, base_args=ARGS, **popen):
-    env = dict(os.environ, JAX_PLATFORMS="cpu",
-               XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
-    return subprocess.Popen([sys.executable, WORKER, str(workdir), str(out), *base_args, *extra], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
-
-
-def finish(proc, timeout=240):
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        pytest.fail("worker timed out")
-    assert proc.returncode == 0, out[-3000:]
-
-
-def params(path):
-    with np.load(path) as f:
-        return {k: f[k] for k in f.files if k.startswith("[")}, int(f["devices"]), int(f["step"])
-
-
-def assert_same_params(a, b, rtol=2e-4, atol=2e-5):
-    assert a.keys() == b.keys()
-    for k in a:
-        np.testing.assert_allclose(a[k], b[k], rtol=rtol, atol=atol, err_msg=k)
-
-
 @pytest.fixture(scope="module")
-def one_device(tmp_path_factory):
+def one_device(tmp_path_factory, workers):
     d = tmp_path_factory.mktemp("one")
-    finish(run_worker(d / "run", d / "p.npz"))
-    return params(d / "p.npz")
+    workers.finish(workers.start(d / "run", d / "p.npz"))
+    return workers.params(d / "p.npz")
 
 
-def test_four_fake_devices_match_one_device(tmp_path, one_device):
-    finish(run_worker(tmp_path / "run", tmp_path / "p.npz", devices=4))
-    got, devices, step = params(tmp_path / "p.npz")
+def test_four_fake_devices_match_one_device(tmp_path, one_device, workers):
+    workers.finish(workers.start(tmp_path / "run", tmp_path / "p.npz", devices=4))
+    got, devices, step = workers.params(tmp_path / "p.npz")
     assert devices == 4 and step == 3
     want, want_devices, _ = one_device
     assert want_devices == 1
-    assert_same_params(got, want)
+    workers.assert_same_params(got, want)
 
 
-def test_two_processes_train_together(tmp_path, one_device):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    procs = [run_worker(tmp_path / "run", tmp_path / f"p{i}.npz",
-                        ["--coordinator", f"127.0.0.1:{port}", "--num_processes", "2", "--process_id", str(i)])
+def test_two_processes_train_together(tmp_path, one_device, workers):
+    port = workers.free_port()
+    procs = [workers.start(tmp_path / "run", tmp_path / f"p{i}.npz",
+                           ["--coordinator", f"127.0.0.1:{port}", "--num_processes", "2", "--process_id", str(i)])
              for i in range(2)]
     for p in procs:
-        finish(p)
-    (p0, d0, s0), (p1, d1, s1) = params(tmp_path / "p0.npz"), params(tmp_path / "p1.npz")
+        workers.finish(p)
+    (p0, d0, s0), (p1, d1, s1) = workers.params(tmp_path / "p0.npz"), workers.params(tmp_path / "p1.npz")
     assert d0 == d1 == 2 and s0 == s1 == 3
-    assert_same_params(p0, p1, rtol=0, atol=0)  # the processes agree exactly
-    assert_same_params(p0, one_device[0])  # and with one device, up to reduction order
+    workers.assert_same_params(p0, p1, rtol=0, atol=0)  # the processes agree exactly
+    workers.assert_same_params(p0, one_device[0])  # and with one device, up to reduction order
     assert (tmp_path / "run" / "metrics.jsonl").exists()  # written by process 0
 
 
@@ -77,16 +42,20 @@ import jax, numpy as np
 from spectral_jax import models
 from spectral_jax.config import base_config
 from spectral_jax.data import open_dataset
-from spectral_jax.spectral import LineEvaluator, select_lines
+from spectral_jax.spectral import LineEvaluator, direction_lines, select_lines
 from spectral_jax import parallel
 ds = open_dataset("digits"); test = ds.split("test")
 model, variables = models.create_model(base_config(), ds.image_shape, 10, jax.random.key(0))
 variables = jax.tree.map(lambda x: x + 0.01 * np.sign(np.sin(np.arange(x.size))).reshape(x.shape), variables)
 lines = select_lines(test.labels, 3, 1)
 mesh = parallel.make_mesh()
+images = parallel.put_replicated(test.images, mesh)
 ev = LineEvaluator(model.apply_fn, 16, chunk_lines=8, mesh=mesh)
-out = ev(variables, parallel.put_replicated(test.images, mesh), lines.pairs, ds.mean, ds.std)
-np.savez(OUT, devices=jax.device_count(), chunk=ev.chunk_lines, **{k: v for k, v in out.items()})
+out = ev(variables, images, lines.pairs, ds.mean, ds.std)
+# random lines, distance sampling, chunks of 4 forward micro-batches of 8 points per device
+rand = LineEvaluator(model.apply_fn, sampling="distance", step=0.5, mesh=mesh, forward_batch=8, seed=3)(
+    variables, images, direction_lines(test.labels, "random", length=5.0, images_per_class=2), ds.mean, ds.std)
+np.savez(OUT, devices=jax.device_count(), chunk=ev.chunk_lines, **out, **{"random_" + k: v for k, v in rand.items()})
 """
 
 
@@ -100,5 +69,5 @@ def test_analysis_shards_lines_over_devices(tmp_path, devices):
                        timeout=120, capture_output=True)
         outs[n] = dict(np.load(out))
     assert int(outs[devices]["devices"]) == devices and int(outs[devices]["chunk"]) % devices == 0
-    for k in ("logits", "hf_power", "max_grad", "r_end"):
+    for k in ("logits", "hf_power", "max_grad", "r_end", "random_logits", "random_hf_power", "random_max_grad"):
         np.testing.assert_allclose(outs[devices][k], outs[1][k], rtol=1e-4, atol=1e-6, err_msg=k)

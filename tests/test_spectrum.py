@@ -1,4 +1,5 @@
-"""The statistics of PAPER_SPEC §10 against hand-built signals and a plain numpy version."""
+"""The statistics of docs/methods.md §10 against hand-built signals and a plain numpy version, for
+every signal and sampling convention (masked, zero-padded lines included)."""
 
 import math
 
@@ -6,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from spectral_jax.errors import ConfigError
 from spectral_jax.spectral import spectrum
 
 M = 64
@@ -21,27 +23,41 @@ def logits_for_signal(r: np.ndarray, q0: float = 0.2) -> np.ndarray:
     return np.stack([np.log(q), np.log1p(-q)], axis=-1).astype(np.float32)
 
 
-def numpy_statistics(logits: np.ndarray, distance: float) -> dict:
-    """§10 written out independently in float64 numpy, for one line [M, K]."""
+def numpy_statistics(logits: np.ndarray, spacing: float, signal: str = "prob_distance", n: int | None = None,
+                     cls: int = -1, sampling: str = "count", cut: float | None = None) -> dict:
+    """§10 written out independently in float64 numpy, for one line [N, K] with n valid points."""
     z = logits.astype(np.float64)
-    m = z.shape[0]
+    big_n = z.shape[0]
+    n = big_n if n is None else n
+    z = z[:n]
     p = np.exp(z - z.max(1, keepdims=True))
     p /= p.sum(1, keepdims=True)
     r = np.sqrt(((p - p[0]) ** 2).sum(1))
-    d = r - r[-1] * np.arange(m) / (m - 1)
-    power = np.abs(np.fft.rfft(d)) ** 2
-    cut = math.ceil(m / 8)
+    if signal == "prob_distance":
+        s = r
+    elif signal == "class_logit":
+        c = cls if cls >= 0 else int(np.argmax(z[0]))
+        s = z[:, c] - z[0, c]
+    else:
+        c = int(np.argmax(z[0]))
+        s = p[:, c] - p[0, c]
+    d = s if sampling == "reference" else s - s[-1] * np.arange(n) / max(n - 1, 1)
+    power = np.abs(np.fft.rfft(np.concatenate([d, np.zeros(big_n - n)]))) ** 2
+    cut = math.ceil(big_n / 8) if cut is None else cut
+    hf = power[np.arange(len(power)) >= cut].sum()
     non_dc = power[1:].sum()
-    non_dc = non_dc if non_dc > m * m * 1e-12 else 0.0  # spectrum.NOISE_FLOOR
-    step = distance / (m - 1)
+    non_dc = non_dc if non_dc > big_n * n * 1e-12 else 0.0  # spectrum.NOISE_FLOOR
+    steps = np.sqrt(((p[1:] - p[:-1]) ** 2).sum(1)) if signal == "prob_distance" else np.abs(np.diff(s))
+    unit = 1.0 / (big_n * spacing) if sampling == "distance" else 1.0
     return {
         "power": power,
-        "hf_power": power[cut:].sum() / m**2,
-        "hf_fraction": power[cut:].sum() / non_dc if non_dc > 0 else 0.0,
-        "centroid": (np.arange(len(power))[1:] * power[1:]).sum() / non_dc if non_dc > 0 else 0.0,
-        "max_grad": np.sqrt(((p[1:] - p[:-1]) ** 2).sum(1)).max() / step,
-        "r_end": r[-1],
+        "hf_power": hf / (big_n * n),
+        "hf_fraction": hf / non_dc if non_dc > 0 else 0.0,
+        "centroid": unit * (np.arange(len(power))[1:] * power[1:]).sum() / non_dc if non_dc > 0 else 0.0,
+        "max_grad": steps.max() / spacing,
+        "r_end": s[-1],
         "logit_distance": np.sqrt(((z[0] - z[-1]) ** 2).sum()),
+        "max_prob_distance": r.max(),
     }
 
 
@@ -69,13 +85,15 @@ def test_linear_ramp_has_no_high_frequency_power_but_a_step_does():
     k = np.arange(M)
     ramp = 0.8 * k / (M - 1)
     step = np.where(k >= M // 2, 0.8, 0.0)
+    spacing = 10.0 / (M - 1)
     stats = spectrum.line_statistics(jnp.asarray(np.stack([logits_for_signal(ramp), logits_for_signal(step)])),
-                                     jnp.array([10.0, 10.0]))
+                                     jnp.array([spacing, spacing]))
     hf = np.asarray(stats["hf_power"])
     assert hf[0] < 1e-9  # detrending removes the ramp exactly (float32 round-off only)
     assert hf[1] > 1e-3
     # The raw, un-detrended reference convention would give the ramp a large value (the artifact).
-    ref = spectrum.line_statistics(jnp.asarray(logits_for_signal(ramp)[None]), jnp.array([10.0]), mode="reference")
+    ref = spectrum.line_statistics(jnp.asarray(logits_for_signal(ramp)[None]), jnp.array([10.0 / M]),
+                                   sampling="reference")
     assert float(ref["hf_power"][0]) > 1e3 * hf[0]
     # A step is the sharpest transition: max_grad = jump / step size.
     np.testing.assert_allclose(float(stats["max_grad"][1]), 0.8 / (10.0 / (M - 1)), rtol=1e-4)
@@ -100,22 +118,40 @@ def test_no_nan_for_extreme_logits_and_zero_length_lines():
     assert float(stats["max_grad"][0]) == 0.0  # x1 == x0: defined as 0, not inf
 
 
-@pytest.mark.parametrize("m", [16, 64, 60])
-def test_on_device_statistics_equal_numpy(m):
+@pytest.mark.parametrize("signal", ["prob_distance", "class_logit", "predicted_prob"])
+@pytest.mark.parametrize("m,sampling", [(16, "count"), (60, "count"), (64, "reference"), (64, "distance")])
+def test_on_device_statistics_equal_numpy(m, sampling, signal):
     rng = np.random.default_rng(m)
     logits = (rng.normal(size=(6, m, 10)) * 3).astype(np.float32)
-    distance = rng.uniform(1, 30, size=6).astype(np.float32)
-    got = {k: np.asarray(v) for k, v in spectrum.line_statistics(jnp.asarray(logits), jnp.asarray(distance)).items()}
+    spacing = rng.uniform(0.1, 2, size=6).astype(np.float32)
+    valid = np.array([m, m - 1, m // 2, 9, 2, m]) if sampling == "distance" else np.full(6, m)
+    classes = np.array([3, -1, 0, 9, -1, 5])
+    got = {k: np.asarray(v) for k, v in spectrum.line_statistics(
+        jnp.asarray(logits), jnp.asarray(spacing), sampling=sampling, signal=signal, valid=jnp.asarray(valid),
+        classes=jnp.asarray(classes)).items()}
+    # distance sampling's default cutoff is 0.1 cycles per unit: bin j >= 0.1 N spacing, per line
     for i in range(6):
-        want = numpy_statistics(logits[i], float(distance[i]))
+        cut = 0.1 * m * float(spacing[i]) if sampling == "distance" else None
+        want = numpy_statistics(logits[i], float(spacing[i]), signal, int(valid[i]), int(classes[i]), sampling, cut)
         for name, value in want.items():
-            np.testing.assert_allclose(got[name][i], value, rtol=2e-4, atol=1e-6, err_msg=name)
+            np.testing.assert_allclose(got[name][i], value, rtol=3e-4, atol=2e-6, err_msg=f"{name} line {i}")
+
+
+def test_cutoff_in_bins_or_cycles_per_unit():
+    rng = np.random.default_rng(5)
+    logits = jnp.asarray(rng.normal(size=(1, M, 4)), jnp.float32)
+    power = np.asarray(spectrum.line_statistics(logits, 0.5)["power"])[0]
+    by_bins = spectrum.line_statistics(logits, 0.5, hf_cutoff=20)
+    np.testing.assert_allclose(float(by_bins["hf_power"][0]), power[20:].sum() / M**2, rtol=1e-4)
+    # 0.25 cycles per unit at spacing 0.5 over M points: bin 0.25 * M * 0.5 = 8
+    by_freq = spectrum.line_statistics(logits, 0.5, hf_cutoff=0.25, hf_cutoff_unit="cycles_per_unit")
+    np.testing.assert_allclose(float(by_freq["hf_power"][0]), power[8:].sum() / M**2, rtol=1e-4)
 
 
 def test_reference_mode_matches_released_convention():
     rng = np.random.default_rng(3)
     logits = (rng.normal(size=(M, 10)) * 2).astype(np.float32)
-    stats = spectrum.line_statistics(jnp.asarray(logits[None]), jnp.array([8.0]), mode="reference")
+    stats = spectrum.line_statistics(jnp.asarray(logits[None]), jnp.array([8.0 / M]), sampling="reference")
     p = np.exp(logits - logits.max(1, keepdims=True))
     p /= p.sum(1, keepdims=True)
     r = np.sqrt(((p - p[0]) ** 2).sum(1))
@@ -131,10 +167,12 @@ def test_line_points_include_both_ends():
     pts = np.asarray(spectrum.line_points(x0, x1, 9))
     assert pts.shape == (2, 9, 4, 4, 1)
     np.testing.assert_allclose(pts[:, :, 0, 0, 0], np.tile(np.arange(9) / 8, (2, 1)), rtol=1e-6)
-    ref = np.asarray(spectrum.line_points(x0, x1, 8, mode="reference"))
+    ref = np.asarray(spectrum.line_points(x0, x1, 8, sampling="reference"))
     np.testing.assert_allclose(ref[0, :, 0, 0, 0], np.arange(8) / 8, rtol=1e-6)
 
 
-def test_unknown_mode_is_an_error():
-    with pytest.raises(ValueError, match="detrended, reference"):
-        spectrum.line_statistics(jnp.zeros((1, M, 2)), jnp.ones(1), mode="raw")
+def test_unknown_choices_are_errors():
+    with pytest.raises(ConfigError, match="count, distance, reference"):
+        spectrum.line_statistics(jnp.zeros((1, M, 2)), jnp.ones(1), sampling="raw")
+    with pytest.raises(ConfigError, match="prob_distance, class_logit, predicted_prob"):
+        spectrum.line_statistics(jnp.zeros((1, M, 2)), jnp.ones(1), signal="logit")

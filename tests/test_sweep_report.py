@@ -33,7 +33,7 @@ def make_run(root, name, overrides: dict, *, final_test_acc=0.9, train_nf=(), li
     io.write_json(workdir / "summary.json", summary)
     io.write_json(workdir / "report" / "summary.json", {})
     if lines:
-        rows = [",".join(series.SUMMARY_COLUMNS)] + [
+        rows = [",".join(series.SUMMARY_COLUMNS[:12])] + [  # the summary.csv columns every version writes
             f"{s},{kind},5,{hf},0.1,{mg},0.01,0.2,3.0,0.5,1.0,{0.5 + 0.1 * steps.index(s)}" for s, kind, hf, mg in lines]
         io.write_text(series.analysis_dir(workdir) / "summary.csv", "\n".join(rows) + "\n")
     if diversity:

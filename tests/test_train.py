@@ -16,11 +16,12 @@ def test_first_step_loss_is_ln10(digits, smoke_config):
         smoke_config.model = name
         model, variables = models.create_model(smoke_config, digits.image_shape, 10, jax.random.key(0))
         opt, _ = optimizer_lib.make_optimizer(smoke_config, 100)
-        train_step = step_lib.make_train_step(model, opt, smoke_config, 10, steps_per_epoch=44)
+        train_step = step_lib.make_train_step(model, smoke_config, 10, total_steps=100, steps_per_epoch=44)
         data = step_lib.DeviceSplit.put(digits.split("train"), digits.mean, digits.std)
         perm = jnp.arange(len(digits.split("train")))
+        aux = {"hyper": step_lib.hyperparameters(smoke_config)}
         _, m = train_step(step_lib.init_state(variables, opt), step_lib.zero_metrics(), data, perm,
-                          jax.random.key(1), {})
+                          jax.random.key(1), aux)
         assert float(m["loss_sum"] / m["count"]) == pytest.approx(math.log(10), abs=1e-5)
 
 
@@ -74,18 +75,84 @@ def test_train_learns_resumes_and_finishes(tmp_path, smoke_config, capsys):
         loop.train_and_evaluate(smoke_config, workdir, quiet=True)
 
 
-def test_damaged_newest_checkpoint_is_skipped_with_warning(tmp_path, smoke_config):
+def tiny_state(value: float) -> dict:
+    return {"params": {"w": np.full((2,), value, np.float32)}, "batch_stats": {},
+            "opt_state": {"m": np.zeros((2,), np.float32)}, "step": np.int32(value)}
+
+
+def test_unfinished_checkpoint_directories_are_skipped_with_a_warning(tmp_path):
+    root = checkpoints.checkpoint_dir(tmp_path)
+    for step, finished in ((10, True), (20, True), (30, False)):  # 30: a save killed half-way
+        (root / str(step)).mkdir(parents=True)
+        if finished:
+            (root / str(step) / checkpoints.FINALIZED_MARKER).write_text("{}")
+    (root / "damaged_40_0").mkdir()  # set aside earlier: not a step
+    with pytest.warns(UserWarning, match=r"checkpoints/30"):
+        assert checkpoints.valid_steps(tmp_path) == [10, 20]
+    assert checkpoints.step_dirs(tmp_path) == [10, 20, 30]
+
+
+def test_latest_checkpoints_plus_permanent_ones_are_kept(tmp_path):
+    ckpt = checkpoints.Checkpointer(tmp_path, keep=1, permanent_every=2 * 44)
+    for epoch in range(1, 6):
+        ckpt.save(44 * epoch, tiny_state(epoch))
+    ckpt.close()
+    # permanent at epochs 2 and 4, plus the latest (epoch 5)
+    assert checkpoints.valid_steps(tmp_path) == [88, 176, 220]
+    got = checkpoints.restore_state(tmp_path, 176, jax.eval_shape(lambda: tiny_state(0)))
+    np.testing.assert_array_equal(got["params"]["w"], [4, 4])
+
+
+def test_resume_by_workdir_extends_and_restarts_the_schedule_only_when_asked(tmp_path, capsys):
+    from spectral_jax import cli
+
+    demo = "configs/demo.py:smoke"
+    w, r = str(tmp_path / "run"), str(tmp_path / "restarted")
+    assert cli.main(["train", "--workdir", w]) == 2  # nothing to resume, no config given
+    assert "no config.json" in capsys.readouterr().err
+    for d in (w, r):
+        assert cli.main(["train", "--config", demo, "--config.epochs=1", "--workdir", d]) == 0
+    assert cli.main(["train", "--workdir", w]) == 0  # resumes from config.json: already finished
+    assert "already finished" in capsys.readouterr().out
+
+    assert cli.main(["train", "--workdir", w, "--config.epochs=3"]) == 0  # extended: one cosine over 3 epochs
+    assert cli.main(["train", "--workdir", r, "--config.epochs=3", "--restart_schedule"]) == 0
+    lr = {d: [rec["lr"] for rec in io.read_jsonl(tmp_path / d / "metrics.jsonl")] for d in ("run", "restarted")}
+    total, spe = 3 * 44, 44
+    cosine = lambda t, start, end: 0.025 * (1 + math.cos(math.pi * (t + 1 - start) / (end - start)))  # noqa: E731
+    assert lr["run"][0] == pytest.approx(cosine(spe - 1, 0, spe))  # epoch 1 trained under the 1-epoch schedule
+    assert lr["run"][1:] == pytest.approx([cosine(2 * spe - 1, 0, total), cosine(total - 1, 0, total)])
+    assert lr["restarted"][1] == pytest.approx(cosine(2 * spe - 1, spe, total))  # a fresh cycle from step 44
+    assert io.read_json(tmp_path / "restarted" / "config.json")["schedule_restart_step"] == spe
+    assert io.read_json(tmp_path / "run" / "summary.json")["last_step"] == total
+
+    assert cli.main(["train", "--workdir", w, "--config.epochs=2"]) == 2  # shortening is refused
+    assert "can be extended, not shortened" in capsys.readouterr().err
+    assert io.read_json(tmp_path / "run" / "config.json")["epochs"] == 3  # and leaves the run as it was
+
+
+def test_metrics_log_gradient_update_and_parameter_norms(tmp_path, smoke_config):
     smoke_config.epochs = 1
-    workdir = tmp_path / "run"
-    loop.train_and_evaluate(smoke_config, workdir, quiet=True)
-    good = checkpoints.valid_steps(workdir)
-    (checkpoints.checkpoint_dir(workdir) / "999").mkdir()  # a save killed half-way
-    with pytest.warns(UserWarning, match=r"checkpoints/999"):
-        assert checkpoints.valid_steps(workdir) == good
-
-
-def test_latest_checkpoints_plus_permanent_ones_are_kept(tmp_path, smoke_config):
-    smoke_config.epochs, smoke_config.ckpt_keep, smoke_config.ckpt_every_epochs = 5, 1, 2
     loop.train_and_evaluate(smoke_config, tmp_path / "run", quiet=True)
-    # 44 steps per epoch: permanent at epochs 2 and 4, plus the latest (epoch 5)
-    assert checkpoints.valid_steps(tmp_path / "run") == [88, 176, 220]
+    (record,) = io.read_jsonl(tmp_path / "run" / "metrics.jsonl")
+    abstract = models.create_model(smoke_config, (8, 8, 1), 10)[1]
+    params = checkpoints.restore_variables(tmp_path / "run", record["step"], abstract)["params"]
+    norm = math.sqrt(sum(float(np.sum(np.square(p))) for p in jax.tree.leaves(params)))
+    assert record["param_norm"] == pytest.approx(norm, rel=1e-5)
+    assert 0 < record["update_norm"] < record["grad_norm"]  # lr < 1 shrinks the (clipped) gradient
+    assert record["grad_norm"] < 50
+
+
+def test_train_step_compiles_once_for_every_epoch(tmp_path, smoke_config, monkeypatch):
+    import chex
+
+    jit_step = step_lib._jit_step
+    traced = []
+
+    def counted(fn, mesh):
+        traced.append(fn)
+        return jit_step(chex.assert_max_traces(fn, n=1), mesh)  # a second trace raises
+
+    monkeypatch.setattr(step_lib, "_jit_step", counted)
+    loop.train_and_evaluate(smoke_config, tmp_path / "run", quiet=True)  # 2 epochs
+    assert len(traced) == 1 and len(io.read_jsonl(tmp_path / "run" / "metrics.jsonl")) == 2

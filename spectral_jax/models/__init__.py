@@ -1,7 +1,8 @@
 """Model registry and the one place where Flax NNX modules become pure functions.
 
 Every model is an `nnx.Module` whose `__call__(x, *, train, key)` maps standardized NHWC
-images to logits. `create_model` splits it once into a static graph and a variables pytree
+images to logits, as `head(features(x, train=..., key=...))`: `features` gives the penultimate
+features (class diversity in feature space, docs/methods.md §2.5). `create_model` splits it once into a static graph and a variables pytree
 
     variables = {"params": {...}, "batch_stats": {...}}   (plain nested dicts of arrays)
 
@@ -27,7 +28,7 @@ BUILDERS: dict[str, Callable[..., nnx.Module]] = {
     "mlp": mlp.build,
     "resnet18": resnet.build,
     "wrn": wrn.build,  # depth and width from config.wrn
-    # The paper's zoo (PAPER_SPEC §3), named as in the reference code.
+    # The paper's zoo (docs/methods.md §3), named as in the reference code.
     "wrn_32": wrn.build_preset(32),  # WRN-28-2
     "wrn_160": wrn.build_preset(160),  # WRN-28-10
     "shake_shake_32": shake_shake.build_preset(2),  # Shake-Shake-26 2x32d
@@ -65,6 +66,11 @@ class PureModel:
     def apply_fn(self, variables: Variables, images: jax.Array) -> jax.Array:
         """Evaluation-mode logits: the `apply_fn(variables, images) -> logits` of the analysis."""
         return self.apply(variables, images, train=False)[0]
+
+    def features_fn(self, variables: Variables, images: jax.Array) -> jax.Array:
+        """Evaluation-mode penultimate features [B, F] float32: what the linear head sees."""
+        module = nnx.merge(self.graphdef, variables["params"], variables["batch_stats"], copy=True)
+        return module.features(images, train=False).astype(jnp.float32)
 
 
 def create_model(config, input_shape: tuple[int, ...], num_classes: int,

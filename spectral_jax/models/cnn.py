@@ -25,10 +25,14 @@ class CNN(nnx.Module):
             c_in = c_out
         self.head = layers.zero_head(c_in, num_classes, dtype=dtype, rngs=rngs)
 
-    def __call__(self, x: jax.Array, *, train: bool = False, key: jax.Array | None = None) -> jax.Array:
+    def features(self, x: jax.Array, *, train: bool = False, key: jax.Array | None = None) -> jax.Array:
+        """Penultimate features [B, 4 * width]: the pooled input of the head."""
         for conv, norm in zip(self.convs, self.norms):
             x = jax.nn.relu(norm(conv(x), use_running_average=not train))
-        return self.head(x.mean(axis=(1, 2)))
+        return layers.global_avg_pool(x)
+
+    def __call__(self, x: jax.Array, *, train: bool = False, key: jax.Array | None = None) -> jax.Array:
+        return self.head(self.features(x, train=train, key=key))
 
 
 def build(config, input_shape, num_classes, *, dtype, rngs):

@@ -1,4 +1,4 @@
-"""Layer constructors with the initializations of PAPER_SPEC §3, shared by every model.
+"""Layer constructors with the initializations of docs/methods.md §3, shared by every model.
 
 - Convolutions: SAME padding, no bias, He-normal fan-in N(0, 2 / (k*k*C_in)), untruncated.
 - BatchNorm: learnable scale and shift, momentum 0.9, epsilon 1e-5 (`norm.BatchNorm`).

@@ -18,11 +18,15 @@ class MLP(nnx.Module):
         self.hidden = nnx.List(layers.dense(a, b, dtype=dtype, rngs=rngs) for a, b in zip(sizes[:-1], sizes[1:]))
         self.head = layers.zero_head(sizes[-1], num_classes, dtype=dtype, rngs=rngs)
 
-    def __call__(self, x: jax.Array, *, train: bool = False, key: jax.Array | None = None) -> jax.Array:
+    def features(self, x: jax.Array, *, train: bool = False, key: jax.Array | None = None) -> jax.Array:
+        """Penultimate features [B, width]: the last hidden layer."""
         x = x.reshape(x.shape[0], -1)
         for layer in self.hidden:
             x = jax.nn.relu(layer(x))
-        return self.head(x)
+        return x
+
+    def __call__(self, x: jax.Array, *, train: bool = False, key: jax.Array | None = None) -> jax.Array:
+        return self.head(self.features(x, train=train, key=key))
 
 
 def build(config, input_shape, num_classes, *, dtype, rngs):

@@ -1,4 +1,4 @@
-"""BatchNorm over all axes but the last, with the reference's settings (PAPER_SPEC §3).
+"""BatchNorm over all axes but the last, with the reference's settings (docs/methods.md §3).
 
 Same variables as `nnx.BatchNorm` (params `scale`, `bias`; batch stats `mean`, `var`), same
 outputs and gradients (to float32 rounding), so checkpoints and variable trees look the same.
@@ -106,7 +106,7 @@ class BatchNorm(nnx.Module):
 
 class ScalarScale(nnx.Module):
     """The reference's `use_batchnorm = 0` replacement for BatchNorm: x * s with one learnable
-    scalar s (init 1), the same in training and evaluation (PAPER_SPEC §3.1)."""
+    scalar s (init 1), the same in training and evaluation (docs/methods.md §3.1)."""
 
     def __init__(self, *, dtype=None, param_dtype=jnp.float32):
         self.dtype = dtype

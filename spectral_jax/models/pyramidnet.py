@@ -1,4 +1,4 @@
-"""PyramidNet-272, alpha = 200, bottleneck blocks with ShakeDrop (PAPER_SPEC §3.3): `pyramid_net`.
+"""PyramidNet-272, alpha = 200, bottleneck blocks with ShakeDrop (docs/methods.md §3.3): `pyramid_net`.
 
     stem: conv3x3 -> 16 -> BN
     90 bottleneck blocks (30 per stage, stride 2 in the first block of stages 2 and 3); the
@@ -105,6 +105,10 @@ class PyramidNet(nnx.Module):
         self.head = layers.zero_head(c_in, num_classes, dtype=dtype, rngs=rngs)
 
     def __call__(self, x: jax.Array, *, train: bool = False, key: jax.Array | None = None) -> jax.Array:
+        return self.head(self.features(x, train=train, key=key))
+
+    def features(self, x: jax.Array, *, train: bool = False, key: jax.Array | None = None) -> jax.Array:
+        """Penultimate features [B, 864]: the pooled input of the head."""
         shake.check_key(key, train, "PyramidNet (ShakeDrop)")
         coefficients = [None] * len(self.blocks)
         if train:
@@ -114,7 +118,7 @@ class PyramidNet(nnx.Module):
         for block, block_coefficients in zip(self.blocks, coefficients):
             x = block(x, train=train, coefficients=block_coefficients)
         x = jax.nn.relu(self.bn_out(x, use_running_average=not train))
-        return self.head(layers.global_avg_pool(x))
+        return layers.global_avg_pool(x)
 
 
 def build(config, input_shape, num_classes, *, dtype, rngs):

@@ -6,7 +6,7 @@
         shortcut = x, or conv1x1(s) -> BN when the shape changes
     head: global average pool -> FC (zero-initialized)
 
-Not part of the paper's zoo; initializations follow PAPER_SPEC §3 like every other model.
+Not part of the paper's zoo; initializations follow docs/methods.md §3 like every other model.
 11,173,962 parameters for 32x32x3 inputs and 10 classes.
 """
 
@@ -53,11 +53,15 @@ class ResNet18(nnx.Module):
                 c_in = c_out
         self.head = layers.zero_head(c_in, num_classes, dtype=dtype, rngs=rngs)
 
-    def __call__(self, x: jax.Array, *, train: bool = False, key: jax.Array | None = None) -> jax.Array:
+    def features(self, x: jax.Array, *, train: bool = False, key: jax.Array | None = None) -> jax.Array:
+        """Penultimate features [B, 512]: the pooled input of the head."""
         x = jax.nn.relu(self.stem_bn(self.stem(x.astype(self.dtype)), use_running_average=not train))
         for block in self.blocks:
             x = block(x, train=train)
-        return self.head(layers.global_avg_pool(x))
+        return layers.global_avg_pool(x)
+
+    def __call__(self, x: jax.Array, *, train: bool = False, key: jax.Array | None = None) -> jax.Array:
+        return self.head(self.features(x, train=train, key=key))
 
 
 def build(config, input_shape, num_classes, *, dtype, rngs):

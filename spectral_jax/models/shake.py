@@ -1,4 +1,4 @@
-"""Stochastic branch mixing for Shake-Shake (PAPER_SPEC §3.2) and ShakeDrop (§3.3).
+"""Stochastic branch mixing for Shake-Shake (docs/methods.md §3.2) and ShakeDrop (§3.3).
 
 Both regularizers multiply a residual branch by a random per-example factor in the forward
 pass and by an *independent* random factor in the backward pass. `shake` is that operation:

@@ -1,4 +1,4 @@
-"""Shake-Shake-26 2x(16k)d (PAPER_SPEC §3.2): `shake_shake_32` / `_96` / `_112` (k = 2 / 6 / 7).
+"""Shake-Shake-26 2x(16k)d (docs/methods.md §3.2): `shake_shake_32` / `_96` / `_112` (k = 2 / 6 / 7).
 
     stem: conv3x3 -> 16 -> BN
     3 stages of 4 blocks, widths 16k, 32k, 64k, first-block strides 1, 2, 2
@@ -95,6 +95,10 @@ class ShakeShake(nnx.Module):
         self.head = layers.zero_head(c_in, num_classes, dtype=dtype, rngs=rngs)
 
     def __call__(self, x: jax.Array, *, train: bool = False, key: jax.Array | None = None) -> jax.Array:
+        return self.head(self.features(x, train=train, key=key))
+
+    def features(self, x: jax.Array, *, train: bool = False, key: jax.Array | None = None) -> jax.Array:
+        """Penultimate features [B, 64 * widen_factor]: the pooled input of the head."""
         shake.check_key(key, train, "Shake-Shake")
         coefficients = [None] * len(self.blocks)
         if train:
@@ -102,7 +106,7 @@ class ShakeShake(nnx.Module):
         x = self.stem_bn(self.stem(x.astype(self.dtype)), use_running_average=not train)
         for block, block_coefficients in zip(self.blocks, coefficients):
             x = block(x, train=train, coefficients=block_coefficients)
-        return self.head(layers.global_avg_pool(jax.nn.relu(x)))
+        return layers.global_avg_pool(jax.nn.relu(x))
 
 
 def build_preset(widen_factor: int):

@@ -1,4 +1,4 @@
-"""Wide-ResNet as in the reference code (PAPER_SPEC §3.1): `wrn_32`, `wrn_160` and generic `wrn`.
+"""Wide-ResNet as in the reference code (docs/methods.md §3.1): `wrn_32`, `wrn_160` and generic `wrn`.
 
 Pre-activation blocks with **3x3** projection shortcuts (standard WRN uses 1x1), stage widths
 [16, k, 2k, 4k] at strides 1, 2, 2, and (depth - 4) / 6 blocks per stage:
@@ -60,12 +60,16 @@ class WideResNet(nnx.Module):
         self.bn_out = layers.batch_norm(c_in, dtype=dtype, rngs=rngs)
         self.head = layers.zero_head(c_in, num_classes, dtype=dtype, rngs=rngs)
 
-    def __call__(self, x: jax.Array, *, train: bool = False, key: jax.Array | None = None) -> jax.Array:
+    def features(self, x: jax.Array, *, train: bool = False, key: jax.Array | None = None) -> jax.Array:
+        """Penultimate features [B, 4k]: the pooled input of the head."""
         x = self.stem(x.astype(self.dtype))
         for block in self.blocks:
             x = block(x, train=train)
         x = jax.nn.relu(self.bn_out(x, use_running_average=not train))
-        return self.head(layers.global_avg_pool(x))
+        return layers.global_avg_pool(x)
+
+    def __call__(self, x: jax.Array, *, train: bool = False, key: jax.Array | None = None) -> jax.Array:
+        return self.head(self.features(x, train=train, key=key))
 
 
 def build_preset(k: int):

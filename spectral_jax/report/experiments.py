@@ -21,15 +21,13 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import matplotlib
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from spectral_jax import io  # noqa: E402
-from spectral_jax.report import aggregate  # noqa: E402
-from spectral_jax.report.figures import COLORS, report_dir  # noqa: E402
-from spectral_jax.spectral import series  # noqa: E402
+from spectral_jax import io
+from spectral_jax.report import aggregate, figures
+from spectral_jax.report.figures import COLORS
+from spectral_jax.report.run_report import report_dir
+from spectral_jax.spectral import series
 
 SEED = "seed"
 KINDS = ("within", "between")
@@ -69,7 +67,8 @@ def noise_fitting_figure(root: Path, sweep: dict, rows: list[dict], out: Path, n
         return []
     unit = waves[0].get("noise.frequency_unit")
     series_keys = [k for k in ("model", "noise.type", "noise.amplitude") if k in sweep["swept_keys"]] or ["noise.type"]
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
+    fig = Figure(figsize=(16, 4.5))
+    axes = fig.subplots(1, 3)
     panels = (("min_noise_fitting_after_burn_in", "oracle_noise_fitting", "test set: min noise fitting"),
               ("min_train_noise_fitting", "train_oracle_noise_fitting", "training set: min noise fitting"))
     for i, (name, group) in enumerate(_group(waves, series_keys).items()):
@@ -119,7 +118,8 @@ def _fit_fraction(row: dict, controls: list[dict]) -> float | None:
 
 
 def training_time_figure(root: Path, sweep: dict, rows: list[dict], out: Path, notes: list[str]) -> list[str]:
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
+    fig = Figure(figsize=(16, 4.5))
+    axes = fig.subplots(1, 3)
     drawn = False
     for i, (label, group) in enumerate(_group(rows, ["label"]).items()):
         per_run = [_epoch_series(root / r["run"]) for r in group]
@@ -138,7 +138,6 @@ def training_time_figure(root: Path, sweep: dict, rows: list[dict], out: Path, n
                          marker="o", ms=3, capsize=2, label=label)
     if not drawn:
         notes.append("no finished run has an interpolation analysis: no training-time figure.")
-        plt.close(fig)
         return []
     axes[0].set_title("hf_power (dashed: within-class, solid: between-class)", fontsize=9)
     axes[1].set_title("max_grad (dashed: within-class, solid: between-class)", fontsize=9)
@@ -179,7 +178,8 @@ def intervention_figure(root: Path, sweep: dict, rows: list[dict], out: Path, no
         return []
     labels = list(arms)
     x = list(range(len(labels)))
-    fig, axes = plt.subplots(1, 3, figsize=(min(20, max(12, 2.6 * len(labels))), 4.8))
+    fig = Figure(figsize=(min(20, max(12, 2.6 * len(labels))), 4.8))
+    axes = fig.subplots(1, 3)
     for ax, stat in zip(axes[:2], ("hf_power", "max_grad")):
         for j, kind in enumerate(KINDS):
             points = [aggregate.mean_sem(r.get(f"{stat}_{kind}") for r in arms[label]) for label in labels]
@@ -220,7 +220,8 @@ def image_frequency_figure(root: Path, sweep: dict, rows: list[dict], out: Path,
     directions = list(dict.fromkeys(r["direction"] for r in rows))
     x = list(range(len(directions)))
     arm_key = "augment.image_freq.probability"
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
+    fig = Figure(figsize=(16, 4.8))
+    axes = fig.subplots(1, 3)
     for j, (arm, group) in enumerate(_group(rows, [arm_key] if arm_key in sweep["swept_keys"] else []).items()):
         name = "no image-frequency augmentation" if float(group[0].get(arm_key) or 0) == 0 else \
             f"image-frequency augmentation p={group[0].get(arm_key):g}"
@@ -253,7 +254,8 @@ def class_diversity_figure(root: Path, sweep: dict, rows: list[dict], out: Path,
         notes.append(f"no run has {aggregate.CLASS_DIVERSITY_CSV}: the class-diversity analysis has not been run, "
                      f"so there is no class-diversity figure.")
         return []
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    fig = Figure(figsize=(11, 4.5))
+    axes = fig.subplots(1, 2)
     for i, (label, group) in enumerate(_group(have, ["label"]).items()):
         for ax, kind in zip(axes, ("pixel", "feature")):
             for k, r in enumerate(group):
@@ -301,10 +303,8 @@ def _wrap(text: str, width: int = 28) -> str:
     return "\n".join(text[i:i + width] for i in range(0, len(text), width))
 
 
-def _save(fig, path: Path, title: str) -> str:
+def _save(fig: Figure, path: Path, title: str) -> str:
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    with io.atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
-    plt.close(fig)
+    figures.save(fig, path)
     return path.name

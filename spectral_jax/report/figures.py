@@ -1,99 +1,108 @@
-"""`write_report(workdir)`: figures and summary.json from a run's analysis files.
+"""Matplotlib figures of saved analysis results (nothing is recomputed).
 
-- report/spectra.png: mean one-sided power spectrum of the (detrended) line signal at the last
-  analysed checkpoint, within- vs between-class, with the high-frequency cutoff marked;
-- report/hf_vs_step.png: hf_power, max_grad (within and between, mean +- s.e.m.) and test
-  accuracy against training step;
-- report/summary.json: the last checkpoint's statistics per kind of line, the run's training
-  summary and the settings that produced them.
+Files are drawn on `matplotlib.figure.Figure` objects (no pyplot state, any backend), so a
+notebook keeps its own backend; `new_axes` is the pyplot axes a notebook plot goes to.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from spectral_jax import io
+from spectral_jax.spectral import spectrum
+from spectral_jax.spectral.lines import KINDS
 
-from spectral_jax import io  # noqa: E402
-from spectral_jax.spectral import series, spectrum  # noqa: E402
-from spectral_jax.spectral.lines import BETWEEN, WITHIN  # noqa: E402
-
-COLORS = {"within": "tab:blue", "between": "tab:red"}
-
-
-def report_dir(workdir: str | Path) -> Path:
-    return Path(workdir) / "report"
+COLORS = {"within": "tab:blue", "between": "tab:red", "random": "tab:green", "fourier": "tab:purple",
+          "f": "tab:orange", "1/f": "tab:brown", "gradient": "tab:pink", "custom": "tab:olive",
+          "endpoints": "tab:cyan", "plane": "tab:gray"}
 
 
-def write_report(workdir: str | Path, *, quiet: bool = False) -> dict:
-    """Writes the report files; returns summary.json's dict."""
-    workdir = Path(workdir)
-    rows = series.read_summary(workdir)
-    steps = series.analysed_steps(workdir)
-    if not steps or not rows:
-        raise FileNotFoundError(f"No analysis in {series.analysis_dir(workdir)}: "
-                                f"run `spectral-jax analyze --workdir {workdir}` first.")
-    last = series.load_step(workdir, steps[-1])
-    out = report_dir(workdir)
-    out.mkdir(parents=True, exist_ok=True)
-    _plot_spectra(last, out / "spectra.png", steps[-1])
-    _plot_series(rows, out / "hf_vs_step.png")
+def new_axes():
+    import matplotlib.pyplot as plt  # pyplot only for interactive use: files never touch its state
 
-    run_summary = io.read_json(workdir / "summary.json") if (workdir / "summary.json").exists() else {}
-    at_last = {r["kind"]: {k: v for k, v in r.items() if k not in ("kind", "step")}
-               for r in rows if r["step"] == steps[-1]}
-    summary = {
-        "workdir": str(workdir),
-        "last_step": steps[-1],
-        "analysed_steps": steps,
-        "num_points": int(last["logits"].shape[1]),
-        "mode": str(last.get("setting_mode", "detrended")),
-        "last": at_last,
-        "training": run_summary,
-        "figures": ["spectra.png", "hf_vs_step.png"],
-    }
-    io.write_json(out / "summary.json", summary)
-    if not quiet:
-        print(f"wrote {out / 'spectra.png'}, {out / 'hf_vs_step.png'}, {out / 'summary.json'}")
-    return summary
+    return plt.subplots(figsize=(6, 4))[1]
 
 
-def _plot_spectra(stats: dict, path: Path, step: int) -> None:
-    power, kind = stats["power"], stats["kind"]
-    m = stats["logits"].shape[1]
-    bins = np.arange(power.shape[1])
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for k, name in ((WITHIN, "within"), (BETWEEN, "between")):
+def save(fig: Figure, path: Path) -> None:
+    with io.atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
+
+
+def plot_spectra(ax, arrays: dict[str, np.ndarray], title: str = "") -> None:
+    """Mean one-sided spectrum (± s.e.m.) per kind of line with the high-frequency cutoff, or for
+    planes the mean radial profile of the 2-D spectrum."""
+    settings = settings_of(arrays)
+    if "radial" in arrays:
+        _plot_radial(ax, arrays, settings, title)
+        return
+    power, kind = arrays["power"], arrays["kind"]
+    n_fft = 2 * (power.shape[1] - 1) if "power_two_sided" not in arrays else arrays["power_two_sided"].shape[1]
+    freq = arrays["frequency"] if "frequency" in arrays else np.arange(power.shape[1])
+    for k in np.unique(kind):
         sel = kind == k
-        if not sel.any():
-            continue
+        name = KINDS[int(k)]
         mean = power[sel].mean(0)
         sem = power[sel].std(0, ddof=1) / np.sqrt(sel.sum()) if sel.sum() > 1 else np.zeros_like(mean)
-        ax.plot(bins[1:], mean[1:], color=COLORS[name], label=f"{name}-class ({sel.sum()} lines)")
-        ax.fill_between(bins[1:], np.maximum(mean - sem, 1e-30)[1:], (mean + sem)[1:], color=COLORS[name], alpha=0.2)
-    ax.axvline(spectrum.hf_cutoff_bin(m), color="gray", ls="--", lw=1, label="high-frequency cutoff (M/8)")
+        ax.plot(freq[1:], mean[1:], color=COLORS.get(name), label=f"{name} ({sel.sum()} lines)")
+        ax.fill_between(freq[1:], np.maximum(mean - sem, 1e-30)[1:], (mean + sem)[1:], color=COLORS.get(name),
+                        alpha=0.2)
+    sampling = settings.get("sampling", "count")
+    cutoff, unit = spectrum.resolve_cutoff(sampling, settings.get("hf_cutoff", 0.0), settings.get("hf_cutoff_unit", ""))
+    if unit == "bins":
+        at = (cutoff or spectrum.hf_cutoff_bin(n_fft)) * (freq[1] if sampling == "distance" else 1.0)
+        label = f"high-frequency cutoff ({cutoff or spectrum.hf_cutoff_bin(n_fft):g} bins)"
+    else:
+        at, label = cutoff, f"high-frequency cutoff ({cutoff:g} cycles/unit)"
+    if sampling == "distance" or unit == "bins":
+        ax.axvline(at, color="gray", ls="--", lw=1, label=label)
     ax.set_yscale("log")
-    ax.set_xlabel("frequency (cycles per line)")
+    ax.set_xlabel("frequency (cycles per unit)" if sampling == "distance" else "frequency (cycles per line)")
     ax.set_ylabel("mean power |rfft(d)|²")
-    ax.set_title(f"Interpolation spectrum at step {step} (M = {m})")
+    ax.set_title(title or f"{settings.get('lines', 'pairs')} lines, {sampling} sampling, {settings.get('signal', '')}")
     ax.legend(fontsize=8)
-    _save(fig, path)
 
 
-def _plot_series(rows: list[dict], path: Path) -> None:
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
-    for name in ("within", "between"):
+def _plot_radial(ax, arrays, settings, title) -> None:
+    radial = arrays["radial"]
+    rings = np.arange(radial.shape[1])
+    mean = radial.mean(0)
+    ax.plot(rings[1:], mean[1:], color="black", label=f"mean over {len(radial)} planes")
+    for r in radial[:5]:
+        ax.plot(rings[1:], r[1:], color="gray", lw=0.5, alpha=0.6)
+    grid = 2 * (radial.shape[1] - 1)
+    ax.axvline(grid / 8, color="gray", ls="--", lw=1, label="high-frequency cutoff (G/8)")
+    ax.set_yscale("log")
+    ax.set_xlabel("radial frequency |k| (cycles per grid side)")
+    ax.set_ylabel("mean power in the ring")
+    ax.set_title(title or f"2-D spectrum of the {settings.get('signal', '')} field (G = {grid})")
+    ax.legend(fontsize=8)
+
+
+def spectra_figure(arrays: dict[str, np.ndarray], path: Path, step: int) -> None:
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
+    plot_spectra(ax, arrays)
+    ax.set_title(f"{ax.get_title()} — step {step}", fontsize=9)
+    save(fig, path)
+
+
+def series_figure(rows: list[dict], path: Path) -> None:
+    """hf_power and max_grad per kind (mean ± s.e.m.) and test accuracy against training step."""
+    fig = Figure(figsize=(14, 4))
+    axes = fig.subplots(1, 3)
+    for name in dict.fromkeys(r["kind"] for r in rows):
         rs = [r for r in rows if r["kind"] == name]
-        if not rs:
-            continue
         steps = [r["step"] for r in rs]
         for ax, stat in zip(axes[:2], ("hf_power", "max_grad")):
-            ax.errorbar(steps, [r[f"{stat}_mean"] for r in rs], yerr=[r[f"{stat}_sem"] for r in rs],
-                        color=COLORS[name], marker="o", ms=3, capsize=2, label=f"{name}-class")
+            values = [r[f"{stat}_mean"] for r in rs]
+            if np.all(np.isnan(values)):
+                continue
+            ax.errorbar(steps, values, yerr=[r[f"{stat}_sem"] for r in rs], color=COLORS.get(name), marker="o", ms=3,
+                        capsize=2, label=name)
     axes[0].set_title("hf_power (high-frequency energy per line)")
     axes[1].set_title("max_grad (sharpest change per unit distance)")
     acc = sorted({(r["step"], r["test_acc"]) for r in rows if np.isfinite(r["test_acc"])})
@@ -103,12 +112,51 @@ def _plot_series(rows: list[dict], path: Path) -> None:
     for ax in axes:
         ax.set_xlabel("training step")
     for ax in axes[:2]:
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
     fig.tight_layout()
-    _save(fig, path)
+    save(fig, path)
 
 
-def _save(fig, path: Path) -> None:
-    with io.atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
-    plt.close(fig)
+def plane_figure(arrays: dict[str, np.ndarray], path: Path, step: int) -> None:
+    """The predicted class over the first plane with its three images, and the radial profiles."""
+    fig = Figure(figsize=(11, 4.5))
+    ax_map, ax_radial = fig.subplots(1, 2)
+    u0, u1, v0, v1 = arrays["extent"][0]
+    im = ax_map.imshow(arrays["predicted"][0], origin="lower", extent=(u0, u1, v0, v1), cmap="tab10",
+                       vmin=0, vmax=9, interpolation="nearest")
+    coords, labels = arrays["coords"][0], arrays["labels"][0]
+    ax_map.scatter(coords[:, 0], coords[:, 1], c="white", edgecolors="black", s=60, zorder=3)
+    for (u, v), c in zip(coords, labels):
+        ax_map.annotate(f"class {c}", (u, v), textcoords="offset points", xytext=(5, 5), color="white", fontsize=8)
+    fig.colorbar(im, ax=ax_map, label="predicted class")
+    ax_map.set_title(f"plane through images {arrays['triples'][0].tolist()} (step {step})", fontsize=9)
+    ax_map.set_xlabel("u (standardized units)")
+    ax_map.set_ylabel("v (standardized units)")
+    _plot_radial(ax_radial, arrays, settings_of(arrays), "")
+    fig.tight_layout()
+    save(fig, path)
+
+
+def diversity_figure(rows: list[dict], correlations: dict, path: Path) -> None:
+    """Within-class hf_power and max_grad against class diversity (pixel, feature), last step."""
+    fig = Figure(figsize=(10, 8))
+    axes = fig.subplots(2, 2)
+    for ax, (key, corr) in zip(axes.ravel(), correlations.items()):
+        stat, kind = key.split("~")
+        x = [r[f"diversity_{kind}"] for r in rows]
+        y = [r[f"{stat}_mean"] for r in rows]
+        ax.scatter(x, y, color="tab:blue")
+        for r, xi, yi in zip(rows, x, y):
+            ax.annotate(str(r["class"]), (xi, yi), textcoords="offset points", xytext=(3, 3), fontsize=7)
+        ax.set_xlabel(f"class diversity ({kind}: mean pairwise distance)")
+        ax.set_ylabel(f"within-class {stat}")
+        ax.set_title(f"Spearman ρ = {corr['rho']:.2f} [{corr['ci_low']:.2f}, {corr['ci_high']:.2f}] "
+                     f"({corr['n_classes']} classes)", fontsize=9)
+    fig.tight_layout()
+    save(fig, path)
+
+
+def settings_of(arrays) -> dict:
+    """The settings a results file was made with ({} if none)."""
+    return json.loads(str(arrays["settings_json"])) if "settings_json" in arrays else {}

@@ -1,18 +1,25 @@
-"""`analyze_run`: interpolation spectra at every checkpoint of a run directory.
+"""`analyze_run` / `analyze_root`: an analysis at every chosen checkpoint of one run, or of every
+run under a root, in as few programs as possible.
 
-Writes, per checkpoint step N, WORKDIR/analysis/interpolation/step_<N>.npz with
-`logits [P,M,K]`, `power [P,M//2+1]`, `hf_power`, `hf_fraction`, `centroid`, `max_grad`,
-`r_end`, `logit_distance` (all [P]), `kind [P]` (0 within, 1 between), `labels [P,2]`,
-`pairs [P,2]` and the settings that produced it; then one summary.csv over all steps:
-mean (and standard error for the primary statistics) per step and kind of line.
+For each run and analysis setting (`settings.analysis_name`) it writes, per checkpoint step N,
+WORKDIR/analysis/<name>/step_<N>.npz (`results` format), a summary.csv over all steps (per
+step and kind of line), a settings.json (the settings and the work layout), and for pair lines
+the class diversity (`diversity`). Runs of the same model and data under a root share one
+compiled evaluator, and their checkpoints are stacked `layout.stack_size` at a time with
+`jax.vmap`. Results are flushed per part of `analysis.flush_lines` lines
+(WORKDIR/analysis/<name>/.parts/), so a killed analysis resumes where it stopped and ends
+with the same files. Nothing that training owns is written: checkpoints are only read.
 """
 
 from __future__ import annotations
 
-import csv
-import io as _io
+import dataclasses
+import json
 from pathlib import Path
+from typing import Any, Sequence
 
+import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
@@ -20,133 +27,377 @@ from spectral_jax import config as config_lib
 from spectral_jax import data as data_lib
 from spectral_jax import io, models, parallel
 from spectral_jax.errors import ConfigError
-from spectral_jax.spectral import lines as lines_lib
-from spectral_jax.spectral.evaluate import LineEvaluator
+from spectral_jax.spectral import diversity as diversity_lib
+from spectral_jax.spectral import layout as layout_lib
+from spectral_jax.spectral import plane as plane_lib
+from spectral_jax.spectral import results as results_lib
+from spectral_jax.spectral import spectrum
+from spectral_jax.spectral.evaluate import LineEvaluator, Prepared
+from spectral_jax.spectral.inputs import LineInputs, line_inputs, standardized
+from spectral_jax.spectral.settings import (DEFAULT_NAME, Layout, analysis_name, class_diversity_name,
+                                            relevant_settings, settings_json)
 from spectral_jax.train import checkpoints
 
-ANALYSIS_NAME = "interpolation"
-SUMMARY_COLUMNS = (
-    "step", "kind", "n_lines", "hf_power_mean", "hf_power_sem", "max_grad_mean", "max_grad_sem",
-    "hf_fraction_mean", "centroid_mean", "r_end_mean", "logit_distance_mean", "test_acc",
-)
-KIND_NAMES = {lines_lib.WITHIN: "within", lines_lib.BETWEEN: "between"}
-SETTINGS = ("split", "num_points", "pairs_per_class", "pairs_per_class_pair", "mode")
+ANALYSIS_NAME = DEFAULT_NAME
+SUMMARY_COLUMNS = results_lib.SUMMARY_COLUMNS
+# Config keys that fix the model's variables: a checkpoint restores only into the same ones.
+MODEL_KEYS = ("model", "use_batchnorm", "wrn.depth", "wrn.widen_factor")
+# Config keys that decide the data a program reads (runs under a root share a program when equal).
+DATA_KEYS = ("dataset", "data_dir", "train_size", "image_size")
 
 
-def analysis_dir(workdir: str | Path) -> Path:
-    return Path(workdir) / "analysis" / ANALYSIS_NAME
+def analysis_dir(workdir: str | Path, name: str = DEFAULT_NAME) -> Path:
+    return Path(workdir) / "analysis" / name
+
+
+def analysis_names(workdir: str | Path) -> list[str]:
+    """Every analysis folder of a run that has a summary.csv, the default first."""
+    root = Path(workdir) / "analysis"
+    names = sorted(p.parent.name for p in root.glob("*/summary.csv")) if root.is_dir() else []
+    return sorted(names, key=lambda n: n != DEFAULT_NAME)
+
+
+@dataclasses.dataclass
+class Target:
+    """One run's share of an analysis: its config, the folder, and the steps still to compute."""
+
+    workdir: Path
+    config: ml_collections.ConfigDict
+    name: str
+    steps: list[int]
+    todo: list[int]
+
+    @property
+    def out(self) -> Path:
+        return analysis_dir(self.workdir, self.name)
+
+
+def select_steps(workdir: str | Path, steps: str | Sequence[int] = "all") -> list[int]:
+    """`all`, `last`, or step numbers ("N,M,..." or a sequence): each must have a complete checkpoint."""
+    valid = checkpoints.valid_steps(workdir)
+    if not valid:
+        raise ConfigError(f"No checkpoints in {checkpoints.checkpoint_dir(workdir)}: "
+                          f"train first (spectral-jax train --config=... --workdir {workdir}).")
+    if steps in ("all", None, ""):
+        return valid
+    if steps == "last":
+        return valid[-1:]
+    try:
+        wanted = [int(s) for s in (steps.split(",") if isinstance(steps, str) else steps)]
+    except ValueError:
+        raise ConfigError(f"--steps must be all, last or step numbers like 100,200; got {steps!r}.") from None
+    missing = [s for s in wanted if s not in valid]
+    if missing:
+        raise ConfigError(f"No complete checkpoint for step {', '.join(map(str, missing))} in "
+                          f"{checkpoints.checkpoint_dir(workdir)}; its steps are {', '.join(map(str, valid))}.")
+    return sorted(set(wanted))
+
+
+def check_same_model(workdir: str | Path, config: ml_collections.ConfigDict) -> None:
+    """A one-line error when `config` builds another model than the one the run's checkpoints hold."""
+    run = config_lib.load_run_config(workdir)
+    got = {k: _get(run, k) for k in MODEL_KEYS}
+    asked = {k: _get(config, k) for k in MODEL_KEYS}
+    if got != asked:
+        diff = ", ".join(f"{k}={got[k]!r}" for k in MODEL_KEYS if got[k] != asked[k])
+        ask = ", ".join(f"{k}={asked[k]!r}" for k in MODEL_KEYS if got[k] != asked[k])
+        raise ConfigError(f"The checkpoints in {workdir} are of model {got['model']} ({diff}, from its config.json); "
+                          f"the config asks for {asked['model']} ({ask}).")
+
+
+def plan(workdir: str | Path, config: ml_collections.ConfigDict, steps: str | Sequence[int] = "all") -> Target:
+    """Checks everything about one run before any compute; finds the steps still to do."""
+    workdir = Path(workdir)
+    config_lib.validate(config)
+    check_same_model(workdir, config)
+    chosen = select_steps(workdir, steps)
+    name = analysis_name(config.analysis, config_lib.load_run_config(workdir).analysis)
+    out = analysis_dir(workdir, name)
+    record = out / "settings.json"
+    wanted = settings_json(config.analysis)
+    if record.exists() and json.dumps(io.read_json(record)["settings"], sort_keys=True) != wanted:
+        raise ConfigError(f"{out} holds an analysis with other settings; give --config.analysis.name=NEW "
+                          f"(or leave analysis.name empty for a folder named after the settings).")
+    todo = [s for s in chosen if results_lib.stored_settings(out / f"step_{s}.npz") != wanted]
+    return Target(workdir, config, name, chosen, todo)
 
 
 def analyze_run(workdir: str | Path, config: ml_collections.ConfigDict | None = None, *,
-                quiet: bool = False) -> Path:
-    """Analyses every valid checkpoint of `workdir` not yet analysed with the same settings.
+                quiet: bool = False, steps: str | Sequence[int] = "all") -> Path:
+    """Analyses the chosen checkpoints of `workdir` not yet analysed with the same settings.
 
     `config` defaults to WORKDIR/config.json (pass one to change `analysis.*`). Returns the
-    path of summary.csv.
+    path of the analysis's summary.csv.
     """
-    workdir = Path(workdir)
-    log = (lambda *a: None) if quiet else print
     if config is None:
         config = config_lib.load_run_config(workdir)
-    config_lib.validate(config)
-    steps = checkpoints.valid_steps(workdir)
-    if not steps:
-        raise ConfigError(f"No checkpoints in {checkpoints.checkpoint_dir(workdir)}: "
-                                f"train first (spectral-jax train --config=... --workdir {workdir}).")
-    a = config.analysis
-    dataset, lines, images, local_pairs = line_images(config)
-    model, abstract = models.create_model(config, dataset.image_shape, dataset.num_classes)
-    mesh = parallel.make_mesh()
-    evaluator = LineEvaluator(model.apply_fn, a.num_points, a.chunk_lines, a.mode, mesh=mesh)
-    images = parallel.put_replicated(images, mesh)
-    settings = {k: a[k] for k in SETTINGS}
-    out_dir = analysis_dir(workdir)
+    target = plan(workdir, config, steps)
+    analyze_targets([target], quiet=quiet)
+    return target.out / "summary.csv"
 
-    for step in steps:
-        path = out_dir / f"step_{step}.npz"
-        if path.exists() and _same_settings(path, settings):
+
+def find_runs(root: str | Path) -> list[Path]:
+    """Run directories (holding config.json) under `root`, sorted; a run's own folders are not searched."""
+    root = Path(root)
+    if not root.is_dir():
+        raise ConfigError(f"--root {root} is not a directory.")
+    runs, stack = [], [root]
+    while stack:
+        d = stack.pop()
+        if (d / "config.json").exists():
+            runs.append(d)
             continue
-        variables = checkpoints.restore_variables(workdir, step, abstract)
-        stats = evaluator(variables, images, local_pairs, dataset.mean, dataset.std)
-        io.savez(path, **stats, kind=lines.kind, labels=lines.labels, pairs=lines.pairs, step=np.int64(step),
-                 **{f"setting_{k}": np.asarray(v) for k, v in settings.items()})
-        log(f"analyzed step {step}: {len(lines)} lines x {a.num_points} points -> {path}")
-    summary = write_summary(workdir)
-    log(f"wrote {summary}")
-    return summary
+        stack.extend(p for p in d.iterdir() if p.is_dir() and not p.name.startswith("."))
+    return sorted(runs)
 
 
-def line_images(config):
-    """-> (dataset, lines, uint8 images, pairs into those images) for `config.analysis`.
+def analyze_root(root: str | Path, overrides: Sequence[tuple[str, str]] = (), *, quiet: bool = False,
+                 steps: str | Sequence[int] = "all") -> list[Path]:
+    """Every run under `root` (its own config.json plus `overrides`); runs of one model and data
+    share a program. All runs are checked before any compute. Returns their summary.csv paths."""
+    runs = find_runs(root)
+    if not runs:
+        raise ConfigError(f"No run directories (with config.json) under {root}.")
+    targets = []
+    for w in runs:
+        config = config_lib.load_run_config(w)
+        config_lib.apply_overrides(config, overrides)
+        targets.append(plan(w, config, steps))
+    groups: dict[str, list[Target]] = {}
+    for t in targets:
+        groups.setdefault(program_key(t.config), []).append(t)
+    for group in groups.values():
+        analyze_targets(group, quiet=quiet)
+    return [t.out / "summary.csv" for t in targets]
 
-    Only the images the lines use are taken from the split (a streamed split decodes just
-    those), so `lines.pairs` (split indices, saved) and the pairs into `images` differ."""
+
+def program_key(config: ml_collections.ConfigDict) -> str:
+    """Runs whose configs agree on this share one compiled program and stacked checkpoints."""
+    keys = MODEL_KEYS + DATA_KEYS + ("dtype",)
+    a = config.analysis
+    return json.dumps([[_get(config, k) for k in keys], relevant_settings(a),
+                       [a.chunk_lines, a.forward_batch, a.stack, a.flush_lines]], sort_keys=True)
+
+
+# --------------------------------------------------------------------------------------
+
+
+def analyze_targets(targets: list[Target], *, quiet: bool = False) -> None:
+    """Computes the missing steps of runs that share a program, then writes their summaries."""
+    log = (lambda *a: None) if quiet else print
+    config = targets[0].config
     a = config.analysis
     dataset = data_lib.open_dataset(config)
+    work = [(t, s) for t in targets for s in t.todo]
+    if work:
+        inputs = config_inputs(config, dataset)
+        model, abstract = models.create_model(config, dataset.image_shape, dataset.num_classes)
+        mesh = parallel.make_mesh()
+        record = _read_layout(targets)
+        evaluator = evaluator_for(model.apply_fn, a, mesh, record)
+        first = restore(targets[0].workdir, targets[0].todo[0], abstract, mesh, targets[0].config)
+        prepared = evaluator.prepare(first, inputs.table, inputs.lines, inputs.mean, inputs.std,
+                                     directions=inputs.directions, part_lines=a.flush_lines)
+        stack = record.stack if record else layout_lib.stack_size(first, 0, len(work), a.stack)
+        layout = Layout(prepared.chunk_lines, evaluator.forward_batch, stack)
+        for t in targets:
+            _write_settings(t, layout)
+        log(f"analysis {targets[0].name}: {len(inputs.lines)} lines x {prepared.n_fft} points, "
+            f"{len(work)} checkpoint(s) of {len(targets)} run(s), {stack} per program, "
+            f"chunks of {prepared.chunk_lines} lines, forward batch {prepared.forward_batch}")
+        for i in range(0, len(work), stack):
+            group = work[i:i + stack]
+            variables = [first if j == 0 and i == 0 else restore(t.workdir, s, abstract, mesh, t.config)
+                         for j, (t, s) in enumerate(group)]
+            _evaluate_group(evaluator, prepared, group, variables, stack, inputs, log)
+    for t in targets:
+        summary = write_summary(t.workdir, t.name)
+        log(f"wrote {summary}")
+        stale = t.todo or not (t.workdir / "analysis" / class_diversity_name(t.name) / "class_diversity.json").exists()
+        if a.lines == "pairs" and a.class_diversity and stale:
+            write_class_diversity(t.workdir, t.config, t.name, dataset, log)
+
+
+def config_inputs(config: ml_collections.ConfigDict, dataset) -> LineInputs:
+    """The lines of `config.analysis` on its split of `dataset`."""
+    a = config.analysis
     if a.split not in dataset.splits:
         raise ConfigError(
             f"analysis.split={a.split!r}, but {config.dataset} has the splits {', '.join(dataset.splits)}"
             + (" (`val` exists only with --config.train_size)" if a.split == "val" else "") + ".")
     split = dataset.split(a.split)
-    lines = lines_lib.select_lines(split.labels, a.pairs_per_class, a.pairs_per_class_pair)
-    used, inverse = np.unique(lines.pairs, return_inverse=True)
-    return dataset, lines, split.take(used).images, inverse.reshape(lines.pairs.shape).astype(np.int32)
+    return line_inputs(split.labels, lambda idx: split.take(idx).images, a, dataset.mean, dataset.std)
 
 
-def _same_settings(path: Path, settings: dict) -> bool:
-    with np.load(path) as f:
-        return all(f"setting_{k}" in f and f[f"setting_{k}"].item() == v for k, v in settings.items())
+def evaluator_for(apply_fn, a, mesh=None, record: Layout | None = None) -> LineEvaluator:
+    """The evaluator of analysis settings `a` (`config.analysis` or a mapping with its keys;
+    planes: rows of G points, logits kept); `record` fixes the layout of an earlier run."""
+    plane = a["lines"] == "plane"
+    return LineEvaluator(
+        apply_fn, a["grid"] if plane else a["num_points"],
+        chunk_lines=record.chunk_lines if record else a["chunk_lines"],
+        sampling="count" if plane else a["sampling"], mesh=mesh,
+        forward_batch=record.forward_batch if record else a["forward_batch"], seed=a["direction_seed"],
+        step=a["step"], max_points=a["max_points"], signal=a["signal"], hf_cutoff=a["hf_cutoff"],
+        hf_cutoff_unit=a["hf_cutoff_unit"], save_logits=a["save_logits"] or plane)
 
 
-def summarize(stats: dict[str, np.ndarray], kind: np.ndarray) -> list[dict]:
-    """Per kind of line: count, mean and standard error of the statistics."""
-    rows = []
-    for k, name in KIND_NAMES.items():
-        sel = kind == k
-        n = int(sel.sum())
-        if n == 0:
-            continue
-        row = {"kind": name, "n_lines": n}
-        for stat in ("hf_power", "max_grad", "hf_fraction", "centroid", "r_end", "logit_distance"):
-            v = np.asarray(stats[stat], np.float64)[sel]
-            row[f"{stat}_mean"] = float(v.mean())
-            row[f"{stat}_sem"] = float(v.std(ddof=1) / np.sqrt(n)) if n > 1 else 0.0
-        rows.append(row)
-    return rows
+def restore(workdir: Path, step: int, abstract, mesh, config) -> Any:
+    """The variables at `step`, replicated on the mesh (checkpoints of any device count restore)."""
+    sharding = parallel.replicated(mesh)
+    target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), abstract)
+    try:
+        return checkpoints.restore_variables(workdir, step, target)
+    except ValueError as e:
+        first = str(e).split(":")[0]
+        raise ConfigError(f"{first}: the checkpoint's arrays differ from those of model {config.model} "
+                          f"on {config.dataset} (another model, input shape or number of classes).") from None
 
 
-def analysed_steps(workdir: str | Path) -> list[int]:
+def _evaluate_group(evaluator: LineEvaluator, prepared: Prepared, group, variables, stack: int,
+                    inputs: LineInputs, log) -> None:
+    stacked = stack > 1
+    if stacked:
+        variables = variables + [variables[-1]] * (stack - len(group))  # one program shape for every group
+        variables = jax.tree.map(lambda *xs: jnp.stack(xs), *variables)
+    else:
+        variables = variables[0]
+    p = dataclasses.replace(prepared, variables=variables, stacked=stacked)
+    sj = [settings_json(t.config.analysis) for t, _ in group]
+    done = {k for k in range(p.num_parts)
+            if all(results_lib.stored_settings(_part_path(t, s, k)) == j for (t, s), j in zip(group, sj))}
+    for k, out in evaluator.parts(p, skip=done):
+        for i, ((t, s), j) in enumerate(zip(group, sj)):
+            part = {name: v[i] for name, v in out.items()} if stacked else out
+            results_lib.save(_part_path(t, s, k), {**part, "settings_json": np.asarray(j)})
+    for (t, s), j in zip(group, sj):
+        parts = [results_lib.load(_part_path(t, s, k)) for k in range(p.num_parts)]
+        stats = {name: np.concatenate([q[name] for q in parts]) for name in parts[0] if name != "settings_json"}
+        path = t.out / f"step_{s}.npz"
+        results_lib.save(path, step_results(stats, inputs, t.config.analysis, p.n_fft, s))
+        for k in range(p.num_parts):
+            _part_path(t, s, k).unlink(missing_ok=True)
+        log(f"analyzed {t.workdir} step {s}: {len(inputs.lines)} lines -> {path}")
+
+
+def step_results(stats: dict[str, np.ndarray], inputs: LineInputs, a, n_fft: int, step: int = -1) -> dict:
+    """The arrays of one results file from the evaluator's per-line output."""
+    settings = relevant_settings(a)
+    if inputs.planes is not None:
+        planes = plane_lib.plane_results(stats["logits"], inputs.planes, a["signal"])
+        if not a["save_logits"]:
+            planes.pop("logits")
+        g = planes["radial"].shape[-1]
+        extra = {k: inputs.planes[k] for k in ("coords", "extent", "side")}
+        return results_lib.with_metadata(
+            {**planes, **extra, "triples": inputs.planes["triples"]},
+            kind=np.full(len(inputs.planes["triples"]), plane_lib.PLANE), labels=inputs.planes["labels"],
+            pairs=inputs.planes["triples"][:, :2], settings=settings, step=step,
+            frequency=np.arange(g, dtype=np.float32))
+    return results_lib.with_metadata(
+        stats, kind=inputs.lines.kind, labels=inputs.lines.labels, pairs=inputs.pairs, settings=settings, step=step,
+        frequency=np.asarray(spectrum.frequencies(n_fft, a["sampling"], a["step"])))
+
+
+def _part_path(t: Target, step: int, k: int) -> Path:
+    return t.out / ".parts" / f"step_{step}.part_{k}.npz"
+
+
+def _read_layout(targets: list[Target]) -> Layout | None:
+    """The layout an earlier (interrupted) run of the same settings used, so the numbers match."""
+    for t in targets:
+        record = t.out / "settings.json"
+        if record.exists():
+            return Layout(**io.read_json(record)["layout"])
+    return None
+
+
+def _write_settings(t: Target, layout: Layout) -> None:
+    record = t.out / "settings.json"
+    if not record.exists():
+        io.write_json(record, {"name": t.name, "settings": relevant_settings(t.config.analysis),
+                               "layout": layout.to_dict()})
+
+
+def _get(config: ml_collections.ConfigDict, dotted: str):
+    node = config
+    for part in dotted.split("."):
+        node = node.get(part) if node is not None else None
+    return node
+
+
+# --------------------------------------------------------------------------------------
+# Reading results back
+
+
+def analysed_steps(workdir: str | Path, name: str = DEFAULT_NAME) -> list[int]:
     """Steps with a step_<N>.npz, ascending."""
-    names = analysis_dir(workdir).glob("step_*.npz")
+    names = analysis_dir(workdir, name).glob("step_*.npz")
     return sorted(int(p.stem.split("_")[1]) for p in names if p.stem.split("_")[1].isdigit())
 
 
-def load_step(workdir: str | Path, step: int) -> dict[str, np.ndarray]:
-    with np.load(analysis_dir(workdir) / f"step_{step}.npz") as f:
-        return dict(f)
+def load_step(workdir: str | Path, step: int, name: str = DEFAULT_NAME) -> dict[str, np.ndarray]:
+    return results_lib.load(analysis_dir(workdir, name) / f"step_{step}.npz")
 
 
-def write_summary(workdir: str | Path) -> Path:
+def write_summary(workdir: str | Path, name: str = DEFAULT_NAME) -> Path:
     """summary.csv over every analysed step, joined with test accuracy from metrics.jsonl."""
     acc = {r["step"]: r.get("test_acc") for r in io.read_jsonl(Path(workdir) / "metrics.jsonl")}
     rows = []
-    for step in analysed_steps(workdir):
-        with np.load(analysis_dir(workdir) / f"step_{step}.npz") as f:
-            for row in summarize(f, f["kind"]):
+    for step in analysed_steps(workdir, name):
+        with np.load(analysis_dir(workdir, name) / f"step_{step}.npz") as f:
+            stats = {k: f[k] for k in spectrum.STATISTICS if k in f.files}
+            for row in results_lib.summarize(stats, f["kind"]):
                 rows.append({**row, "step": step, "test_acc": acc.get(step, float("nan"))})
-    buf = _io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=SUMMARY_COLUMNS, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    out = analysis_dir(workdir) / "summary.csv"
-    io.write_text(out, buf.getvalue())
+    out = analysis_dir(workdir, name) / "summary.csv"
+    io.write_text(out, results_lib.csv_text(rows))
     return out
 
 
-def read_summary(workdir: str | Path) -> list[dict]:
+def read_summary(workdir: str | Path, name: str = DEFAULT_NAME) -> list[dict]:
     """summary.csv as a list of dicts with numeric values."""
-    path = analysis_dir(workdir) / "summary.csv"
+    path = analysis_dir(workdir, name) / "summary.csv"
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: run `spectral-jax analyze --workdir {workdir}` first.")
-    with open(path) as f:
-        return [{k: (v if k == "kind" else float(v)) for k, v in row.items()} for row in csv.DictReader(f)]
+    return results_lib.read_csv(path)
+
+
+# --------------------------------------------------------------------------------------
+# Class diversity (docs/methods.md §2.5)
+
+
+def write_class_diversity(workdir: Path, config, name: str, dataset, log=print) -> Path:
+    """class_diversity.csv (per step and class) and class_diversity.json (Spearman correlations
+    with bootstrap intervals) from a pairs analysis and its split's images."""
+    a = config.analysis
+    split = dataset.split(a.split)
+    by_class = {}
+    for c in np.unique(split.labels):
+        if a.classes and int(c) not in a.classes:
+            continue
+        idx = np.flatnonzero(split.labels == c)[: a.diversity_images or None]
+        by_class[int(c)] = idx
+    used = np.concatenate(list(by_class.values()))
+    images = standardized(split.take(used).images, dataset.mean, dataset.std)
+    offsets = np.cumsum([0] + [len(v) for v in by_class.values()])
+    images_by_class = {c: images[offsets[i]:offsets[i + 1]] for i, c in enumerate(by_class)}
+    model, abstract = models.create_model(config, dataset.image_shape, dataset.num_classes)
+    mesh = parallel.make_mesh()
+    features_fn = jax.jit(model.features_fn)
+    rows, correlations = [], {}
+    for step in analysed_steps(workdir, name):
+        variables = restore(workdir, step, abstract, mesh, config)
+        diversity = diversity_lib.class_diversity(images_by_class, lambda x: features_fn(variables, x))
+        step_rows, corr = diversity_lib.diversity_table(step, diversity_lib.class_frequency(load_step(workdir, step, name)),
+                                                        diversity)
+        rows += step_rows
+        correlations[str(step)] = corr
+    out = Path(workdir) / "analysis" / class_diversity_name(name)
+    lines = [",".join(diversity_lib.COLUMNS)] + [",".join(repr(r[c]) if isinstance(r[c], float) else str(r[c])
+                                                          for c in diversity_lib.COLUMNS) for r in rows]
+    io.write_text(out / "class_diversity.csv", "\n".join(lines) + "\n")
+    io.write_json(out / "class_diversity.json", {
+        "analysis": name, "statistic": "spearman", "bootstrap": diversity_lib.BOOTSTRAP, "level": diversity_lib.LEVEL,
+        "diversity_images": a.diversity_images, "correlations": correlations})
+    log(f"wrote {out / 'class_diversity.csv'}")
+    return out / "class_diversity.csv"

@@ -59,10 +59,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
         run.log(f"{run.workdir}: resuming from step {start_step} (epoch {start_step // run.schedule.steps_per_epoch}).")
 
     mesh = parallel.make_mesh()
-    feed = feeds.make_feed(run.dataset, run.model, run.optimizer, config, mesh, run.batch_fn, run.noise,
-                           run.schedule.steps_per_epoch, run.keys["data"])
+    feed = feeds.make_feed(run.dataset, run.model, config, run.schedule, mesh, run.batch_fn, run.noise,
+                           run.keys["data"])
     state = parallel.put_replicated(state, mesh)
-    aux = parallel.put_replicated({"teacher": run.teacher[1]} if run.teacher else {}, mesh)
+    aux = {"hyper": step_lib.hyperparameters(config), **({"teacher": run.teacher[1]} if run.teacher else {})}
+    aux = parallel.put_replicated(aux, mesh)
     step_key = parallel.put_replicated(run.keys["step"], mesh)
     new_metrics = jax.jit(step_lib.zero_metrics, out_shardings=parallel.replicated(mesh))
     ckpt = checkpoints.Checkpointer(run.workdir, keep=config.ckpt_keep,
@@ -170,10 +171,9 @@ def run_keys(seed: int) -> dict[str, jax.Array]:
 def _check_workdir_config(config: ml_collections.ConfigDict, workdir: Path) -> None:
     """An existing run in `workdir` must have the same config, up to post-training groups and a
     change of duration (which extends it)."""
-    path = workdir / "config.json"
-    if not path.exists():
+    if not config_lib.is_run_dir(workdir):
         return
-    previous = config_lib.config_from_json(path)
+    previous = config_lib.load_run_config(workdir)
     changed = [k for k in config_lib.diff(previous, config, ignore=POST_TRAINING_GROUPS) if k not in DURATION_KEYS]
     if changed:
         details = "; ".join(f"{k}: {_get(previous, k)!r} -> {_get(config, k)!r}" for k in changed)
@@ -226,9 +226,8 @@ def _abstract_state(run: _Run) -> dict:
 
 
 def _write_config(config: ml_collections.ConfigDict, workdir: Path, log) -> None:
-    path = workdir / "config.json"
-    if path.exists():
-        previous = config_lib.config_from_json(path)
+    if config_lib.is_run_dir(workdir):
+        previous = config_lib.load_run_config(workdir)
         changed = config_lib.diff(previous, config)
         if not changed:
             return  # identical: leave the file (and its timestamp) alone

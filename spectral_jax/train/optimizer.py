@@ -23,10 +23,12 @@ def cosine_schedule(lr: float, total_steps: int, restart_step: int = 0) -> optax
     return schedule
 
 
-def make_optimizer(config, total_steps: int) -> tuple[optax.GradientTransformation, optax.Schedule]:
+def make_optimizer(config, total_steps: int, lr=None) -> tuple[optax.GradientTransformation, optax.Schedule]:
     """-> (optimizer, its learning-rate schedule). Gradients arrive as grads of the *total* loss
-    (CE + coupled L2), as in the reference."""
-    schedule = cosine_schedule(config.lr, total_steps, config.get("schedule_restart_step", 0))
+    (CE + coupled L2), as in the reference. `lr` (default `config.lr`) may be a traced array: the
+    train step builds its optimizer from the run's `aux["hyper"]["lr"]`."""
+    lr = config.lr if lr is None else lr
+    schedule = cosine_schedule(lr, total_steps, config.get("schedule_restart_step", 0))
     parts = []
     if config.grad_clip_norm > 0:
         parts.append(optax.clip_by_global_norm(config.grad_clip_norm))

@@ -6,6 +6,10 @@ indices from the epoch permutation at position `step % steps_per_epoch`, the uin
 and labels by gather, its randomness from `fold_in(key, step)`. So the epoch loop hands the
 step nothing from the host (it runs under `jax.transfer_guard("disallow")`), and epoch metrics
 accumulate on the device, read once per epoch.
+
+Every in-memory step also comes in an ensemble form (`members=K`): K states stacked on a
+leading axis, each with its own hyperparameters (`aux["hyper"]` [K]), data order and randomness,
+trained by one program under `jax.vmap` over the same device-resident data.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from jax.sharding import Mesh
 
@@ -22,11 +27,23 @@ from spectral_jax import parallel
 from spectral_jax.data import standardize
 from spectral_jax.data.noise import noise_fitting_terms
 from spectral_jax.models import PureModel
+from spectral_jax.train.optimizer import make_optimizer
 
 TrainState = dict[str, Any]
 # batch_fn(key, images [B,H,W,C] standardized, labels [B], aux) -> (images, targets [B,K], eps [B]);
-# `aux` carries arrays the pipeline needs (e.g. a teacher's variables) as jit arguments.
+# `aux` carries arrays the step needs as jit arguments: `aux["hyper"]` (see `hyperparameters`)
+# and, when distilling, `aux["teacher"]` (the teacher's variables).
 BatchFn = Callable[[jax.Array, jax.Array, jax.Array, Any], tuple[jax.Array, jax.Array, jax.Array]]
+
+# Scalar hyperparameters that reach the step as arrays (aux["hyper"]), not as constants: members
+# of an ensemble trained in one program (jax.vmap) differ in them, and a single run uses the
+# same code path.
+HYPER_KEYS = ("lr", "weight_decay", "label_smoothing")
+
+
+def hyperparameters(config) -> dict[str, np.float32]:
+    """`aux["hyper"]` of a run: its `HYPER_KEYS` as float32 scalars."""
+    return {k: np.float32(config[k]) for k in HYPER_KEYS}
 
 
 class DeviceSplit(NamedTuple):
@@ -73,14 +90,17 @@ def one_hot_batch_fn(num_classes: int) -> BatchFn:
     return batch_fn
 
 
-def make_update(model: PureModel, optimizer: optax.GradientTransformation, config, num_classes: int,
-                batch_fn: BatchFn | None = None):
+def make_update(model: PureModel, config, num_classes: int, total_steps: int, batch_fn: BatchFn | None = None):
     """-> update(state, metrics, images [B,H,W,C] standardized, labels [B], key, aux) -> (state, metrics):
-    the pipeline (augmentation, targets), loss, gradient and optimizer update of one step."""
-    batch_size, weight_decay = config.batch_size, config.weight_decay
+    the pipeline (augmentation, targets), loss, gradient and optimizer update of one step. The
+    learning rate and weight decay come from `aux["hyper"]`."""
+    batch_size = config.batch_size
     batch_fn = batch_fn or one_hot_batch_fn(num_classes)
 
     def update(state, metrics, images, labels, key, aux):
+        hyper = aux["hyper"]
+        weight_decay = hyper["weight_decay"]
+        optimizer, _ = make_optimizer(config, total_steps, lr=hyper["lr"])  # the same transform, traced lr
         step = state["step"]
         step_key = jax.random.fold_in(key, step)
         images, targets, eps = batch_fn(jax.random.fold_in(step_key, 1), images, labels, aux)
@@ -118,12 +138,13 @@ def make_update(model: PureModel, optimizer: optax.GradientTransformation, confi
     return update
 
 
-def make_train_step(model: PureModel, optimizer: optax.GradientTransformation, config, num_classes: int,
-                    steps_per_epoch: int, mesh: Mesh | None = None, batch_fn: BatchFn | None = None):
+def make_train_step(model: PureModel, config, num_classes: int, total_steps: int, steps_per_epoch: int,
+                    mesh: Mesh | None = None, batch_fn: BatchFn | None = None, members: int = 0):
     """In-memory data: -> train_step(state, metrics, data: DeviceSplit, perm [N], key, aux) -> (state, metrics).
 
-    The batch is perm[i*B:(i+1)*B] with i = step % steps_per_epoch, gathered on the device."""
-    update = make_update(model, optimizer, config, num_classes, batch_fn)
+    The batch is perm[i*B:(i+1)*B] with i = step % steps_per_epoch, gathered on the device. With
+    `members=K`, state, metrics, perm [K, N], key [K] and aux["hyper"] carry a leading member axis."""
+    update = make_update(model, config, num_classes, total_steps, batch_fn)
     constrain, batch_size = _batch_constraint(mesh), config.batch_size
 
     def train_step(state, metrics, data: DeviceSplit, perm, key, aux):
@@ -131,13 +152,22 @@ def make_train_step(model: PureModel, optimizer: optax.GradientTransformation, c
         images = constrain(standardize(data.images[idx], data.mean, data.std))
         return update(state, metrics, images, constrain(data.labels[idx]), key, aux)
 
-    return _jit_step(train_step, mesh)
+    if not members:
+        return _jit_step(train_step, mesh)
+
+    def ensemble_step(state, metrics, data: DeviceSplit, perm, key, aux):
+        def member(state, metrics, perm, key, hyper):
+            return train_step(state, metrics, data, perm, key, {**aux, "hyper": hyper})
+
+        return jax.vmap(member)(state, metrics, perm, key, aux["hyper"])
+
+    return _jit_step(ensemble_step, mesh)
 
 
-def make_stream_train_step(model: PureModel, optimizer: optax.GradientTransformation, config, num_classes: int,
-                           mesh: Mesh | None = None, batch_fn: BatchFn | None = None):
+def make_stream_train_step(model: PureModel, config, num_classes: int, total_steps: int, mesh: Mesh | None = None,
+                           batch_fn: BatchFn | None = None):
     """Streamed data: -> train_step(state, metrics, images uint8 [B,H,W,C], labels [B], mean, std, key, aux)."""
-    update = make_update(model, optimizer, config, num_classes, batch_fn)
+    update = make_update(model, config, num_classes, total_steps, batch_fn)
     constrain = _batch_constraint(mesh)
 
     def train_step(state, metrics, images_u8, labels, mean, std, key, aux):
@@ -148,16 +178,16 @@ def make_stream_train_step(model: PureModel, optimizer: optax.GradientTransforma
 
 
 def _jit_step(fn, mesh):
-    out = parallel.replicated(mesh) if mesh is not None else None
+    out = _replicated(mesh)
     return jax.jit(fn, donate_argnums=(0, 1), out_shardings=out)
 
 
-def make_epoch_permutation(data_key: jax.Array, steps_per_epoch: int, num_examples: int):
-    """-> perm(step) [N]: the order of the epoch containing `step`, from (seed, epoch), on device."""
-    @jax.jit
-    def perm(step):
+def make_epoch_permutation(steps_per_epoch: int, num_examples: int, members: int = 0):
+    """-> perm(data_key, step) [N]: the order of the epoch containing `step`, from (seed, epoch), on
+    device (with `members`, keys and steps [K] -> [K, N])."""
+    def perm(data_key, step):
         return jax.random.permutation(jax.random.fold_in(data_key, step // steps_per_epoch), num_examples)
-    return perm
+    return jax.jit(jax.vmap(perm) if members else perm)
 
 
 def make_eval_terms(model: PureModel, num_classes: int, mesh: Mesh | None = None, noise=None):
@@ -190,9 +220,11 @@ def make_eval_terms(model: PureModel, num_classes: int, mesh: Mesh | None = None
     return terms
 
 
-def make_eval_fn(model: PureModel, batch_size: int, num_classes: int, mesh: Mesh | None = None, noise=None):
+def make_eval_fn(model: PureModel, batch_size: int, num_classes: int, mesh: Mesh | None = None, noise=None,
+                 members: int = 0):
     """In-memory data: -> evaluate(variables, data: DeviceSplit) -> the sums of `make_eval_terms`
-    over the whole split, in evaluation mode, in fixed-order batches (the last padded and masked)."""
+    over the whole split, in evaluation mode, in fixed-order batches (the last padded and masked).
+    With `members=K`, variables and the sums carry a leading member axis."""
     terms = make_eval_terms(model, num_classes, mesh, noise)
 
     def evaluate(variables, data: DeviceSplit):
@@ -209,15 +241,15 @@ def make_eval_fn(model: PureModel, batch_size: int, num_classes: int, mesh: Mesh
 
         return jax.tree.map(jnp.sum, jax.lax.map(one_batch, (idx, valid)))
 
-    out = parallel.replicated(mesh) if mesh is not None else None
-    return jax.jit(evaluate, out_shardings=out)
+    fn = jax.vmap(evaluate, in_axes=(0, None)) if members else evaluate
+    return jax.jit(fn, out_shardings=_replicated(mesh))
 
 
 def make_stream_eval_fn(model: PureModel, num_classes: int, mesh: Mesh | None = None, noise=None):
     """Streamed data: -> accumulate(sums, variables, images uint8, labels, mask, mean, std) -> sums;
     start from `sums=None`. Sums stay on the device."""
     terms = make_eval_terms(model, num_classes, mesh, noise)
-    out = parallel.replicated(mesh) if mesh is not None else None
+    out = _replicated(mesh)
 
     @functools.partial(jax.jit, out_shardings=out)
     def first(variables, images_u8, labels, mask, mean, std):
@@ -232,6 +264,11 @@ def make_stream_eval_fn(model: PureModel, num_classes: int, mesh: Mesh | None = 
         return first(*args) if sums is None else add(sums, *args)
 
     return accumulate
+
+
+def _replicated(mesh: Mesh | None):
+    """Output sharding of a step: replicated over the mesh (None: wherever jit puts it)."""
+    return parallel.replicated(mesh) if mesh is not None else None
 
 
 def _batch_constraint(mesh: Mesh | None):
