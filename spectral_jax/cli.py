@@ -1,5 +1,5 @@
-"""`spectral-jax demo|train|analyze|report|config|prepare|models`: flags only; the work is in
-library functions.
+"""`spectral-jax demo|train|analyze|report|sweep|config|prepare|models`: flags only; the work is
+in library functions.
 
 Every subcommand that builds a config takes `--config.KEY=VALUE` overrides. `train`, `demo` and
 `config` read a config file (`--config=configs/FILE.py[:ARG]`, found from the working directory
@@ -21,8 +21,10 @@ from spectral_jax import config as config_lib
 from spectral_jax import parallel
 from spectral_jax.errors import ConfigError, UserError
 from spectral_jax.models import summary as model_summary
-from spectral_jax.report import write_report
+from spectral_jax.report import write_report, write_sweep_report
 from spectral_jax.spectral.series import analyze_root, analyze_run, read_summary
+from spectral_jax.sweep import Options, run_sweep
+from spectral_jax.sweep.executors import EXECUTORS
 from spectral_jax.train import train_and_evaluate
 
 DEMO_CONFIG = "configs/demo.py"
@@ -60,9 +62,23 @@ def cmd_analyze(args, overrides) -> None:
 
 
 def cmd_report(args, overrides) -> None:
+    if args.root:
+        if overrides:
+            raise ConfigError("report --root takes no --config overrides: it only reads the runs' results.")
+        write_sweep_report(args.root)
+        return
     if overrides:
         load_config(None, overrides, args.workdir)  # validates; the report itself only reads results
     write_report(args.workdir)
+
+
+def cmd_sweep(args, overrides) -> int:
+    opts = Options(executor=args.executor, max_parallel=args.max_parallel, group_size=args.group_size,
+                   time_min=args.time, partition=args.partition, gpus_per_node=args.gpus_per_node,
+                   nodes=args.nodes, tasks_per_node=args.tasks_per_node, cpus_per_task=args.cpus_per_task,
+                   mem_gb=args.mem_gb, array_parallelism=args.array_parallelism, setup=tuple(args.setup),
+                   slurm_args=tuple(args.slurm_arg))
+    return run_sweep(args.config, args.root, opts, overrides=overrides, dry_run=args.dry_run)
 
 
 def cmd_config(args, overrides) -> None:
@@ -174,9 +190,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", default="all", help="all (default), last, or checkpoint steps like 100,200")
     p.set_defaults(func=cmd_analyze)
 
-    p = sub.add_parser("report", help="figures and summary.json from a run's analysis")
-    p.add_argument("--workdir", required=True)
+    p = sub.add_parser("report", help="figures and summary.json from a run's analysis, or (--root) results.csv "
+                                      "and the experiment's figure from a sweep")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--workdir", help="a run directory")
+    where.add_argument("--root", help="a sweep root (spectral-jax sweep --root): writes ROOT/results.csv, "
+                                      "ROOT/report/*.png")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("sweep", help="run an experiment's sweep (get_sweep): skip finished runs, resume "
+                                     "interrupted ones, retry failed ones; end with a table of run states",
+                       epilog="Overrides (--config.KEY=VALUE) apply to every run of the sweep.\n" + overrides_help(),
+                       formatter_class=raw)
+    p.add_argument("--config", required=True, help="configs/experiments/FILE.py[:ARG] (a file with get_sweep)")
+    p.add_argument("--root", required=True, help="the sweep's folder: ROOT/<run name>-<hash>/ per run")
+    p.add_argument("--executor", choices=EXECUTORS, default="local",
+                   help="local: processes on this machine (default); slurm: job arrays; debug: in this process")
+    p.add_argument("--dry_run", action="store_true", help="print the runs and the submission; run nothing")
+    p.add_argument("--max_parallel", type=int, default=0,
+                   help="local: jobs at once (default: one per GPU; without GPUs one per 8 CPU cores, at least 1)")
+    p.add_argument("--group_size", type=int, default=1,
+                   help="runs of a small model that differ only in seed/lr/weight_decay share one job, up to this many")
+    p.add_argument("--time", type=int, default=0, help="time limit per job in minutes (default: local a week, "
+                                                       "slurm 24 h)")
+    g = p.add_argument_group("slurm")
+    g.add_argument("--partition", default="")
+    g.add_argument("--gpus_per_node", type=int, default=0)
+    g.add_argument("--nodes", type=int, default=1, help="nodes per run (a multi-node run uses jax.distributed)")
+    g.add_argument("--tasks_per_node", type=int, default=1, help="processes per node of a run")
+    g.add_argument("--cpus_per_task", type=int, default=0)
+    g.add_argument("--mem_gb", type=int, default=0)
+    g.add_argument("--array_parallelism", type=int, default=64, help="array tasks running at once")
+    g.add_argument("--setup", action="append", default=[],
+                   help="a shell line run first in every job, e.g. 'source ~/venv/bin/activate' (repeatable)")
+    g.add_argument("--slurm_arg", action="append", default=[], help="any other sbatch flag as KEY=VALUE (repeatable)")
+    p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("config", help="print a resolved config: every key, its value and one line of help",
                        epilog=overrides_help(), formatter_class=raw)
@@ -203,11 +251,11 @@ def main(argv: list[str] | None = None) -> int:
     args, rest = parser.parse_known_args(argv)
     try:
         overrides = config_lib.parse_overrides(rest)
-        args.func(args, overrides)
+        status = args.func(args, overrides)
     except (UserError, FileNotFoundError) as e:
         print(f"spectral-jax {args.command}: error: {e}", file=sys.stderr)
         return 2
-    return 0
+    return status or 0
 
 
 if __name__ == "__main__":

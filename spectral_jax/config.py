@@ -169,21 +169,33 @@ def resolve_config_path(path_str: str) -> Path:
                       f"installed configs ({', '.join(names)}); use --config=configs/FILE.py[:ARG].")
 
 
-def load_config_file(spec: str) -> ml_collections.ConfigDict:
-    """Loads `path/to/file.py[:ARG]` by calling its `get_config(ARG)` (ARG defaults to "")."""
+def load_config_module(spec: str, function: str = "get_config"):
+    """-> (module, ARG) for `path/to/file.py[:ARG]`; the module must define `function(arg)`."""
     path_str, _, arg = spec.partition(":")
     path = resolve_config_path(path_str)
     module_spec = importlib.util.spec_from_file_location(f"_spectral_jax_config_{path.stem}", path)
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
-    if not hasattr(module, "get_config"):
-        raise ConfigError(f"{path_str} has no get_config(arg) function.")
+    if not hasattr(module, function):
+        raise ConfigError(f"{path_str} has no {function}(arg) function.")
+    return module, arg
+
+
+def call_config_function(spec: str, function: str = "get_config"):
+    """`function(ARG)` of the config file `spec`; a ValueError it raises becomes a ConfigError."""
+    module, arg = load_config_module(spec, function)
     try:
-        config = module.get_config(arg)  # every config file takes one (possibly empty) string argument
+        return getattr(module, function)(arg)  # every config function takes one (possibly empty) string
     except ConfigError:
         raise
     except ValueError as e:  # a config file's own complaint about its argument
-        raise ConfigError(f"{path_str}: {e}") from e
+        raise ConfigError(f"{spec.partition(':')[0]}: {e}") from e
+
+
+def load_config_file(spec: str) -> ml_collections.ConfigDict:
+    """Loads `path/to/file.py[:ARG]` by calling its `get_config(ARG)` (ARG defaults to "")."""
+    path_str = spec.partition(":")[0]
+    config = call_config_function(spec)
     if not isinstance(config, ml_collections.ConfigDict):
         raise ConfigError(f"{path_str}: get_config() must return an ml_collections.ConfigDict.")
     return config

@@ -38,6 +38,19 @@ def fake_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def finished_sweep_root(tmp_path_factory):
+    """A finished 2-run sweep (E1 ':smoke': radial noise and its uniform control, 2 epochs each),
+    run in this process by submitit's debug executor."""
+    from spectral_jax.sweep import Options, run_sweep
+
+    root = tmp_path_factory.mktemp("sweep") / "e1_smoke"
+    status = run_sweep(os.path.join(os.path.dirname(__file__), "..", "configs", "experiments", "e1_noise_fitting.py")
+                       + ":smoke", root, Options(executor="debug"), log=lambda *_: None)
+    assert status == 0
+    return root
+
+
+@pytest.fixture(scope="session")
 def trained_run(tmp_path_factory):
     """A finished 2-epoch run of the demo's smoke config (2 checkpoints). Read-only: copy it
     (`run_copy`) before analysing into it."""
