@@ -25,7 +25,8 @@ def test_wheel_install_runs_the_demo_from_another_directory(tmp_path):
     site = run([str(bin_dir / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).strip()
     # The dependencies come from this environment (a plain path line: its .pth files, such as an
     # editable install of this repository, are not run); the package itself only from the wheel.
-    Path(site, "_test_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    ours = [sysconfig.get_paths()["purelib"]] + [p for p in sys.path if p.endswith("site-packages")]
+    Path(site, "_test_dependencies.pth").write_text("".join(f"{p}\n" for p in dict.fromkeys(ours)))
     run([str(bin_dir / "python"), "-m", "pip", "install", "--no-deps", "--quiet", str(wheel)])
 
     elsewhere = tmp_path / "elsewhere"
