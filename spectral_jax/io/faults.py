@@ -19,7 +19,6 @@ environment lookup.
 
 from __future__ import annotations
 
-import collections
 import errno
 import fnmatch
 import os
@@ -28,19 +27,21 @@ import signal
 FAULT_ENV = "SPECTRAL_JAX_FAULT"
 ACTIONS = ("kill", "stop", "enospc")
 
-_counts: collections.Counter = collections.Counter()  # (spec, pattern) -> times reached
+_armed = {"spec": None, "count": 0}  # the spec seen last, and how often its pattern matched
 
 
 def fault_point(name: str) -> None:
     """Reached at a named point of a write; does nothing unless SPECTRAL_JAX_FAULT names it."""
     spec = os.environ.get(FAULT_ENV)
+    if spec != _armed["spec"]:  # a new (or no) spec counts from 1 again
+        _armed.update(spec=spec, count=0)
     if not spec:
         return
     pattern, n, action = parse_fault(spec)
     if not fnmatch.fnmatchcase(name, pattern):
         return
-    _counts[spec] += 1  # keyed by the whole spec: a new spec counts from 1 again
-    if _counts[spec] != n:
+    _armed["count"] += 1
+    if _armed["count"] != n:
         return
     if action == "enospc":
         raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} (injected at {name})")

@@ -130,13 +130,10 @@ class Checkpointer:
             preservation_policy=pp.AnyPreservationPolicy(policies), create=True,
             enable_async_checkpointing=False,  # saves already run in our own background thread
             temporary_path_class=_DurableRename, todelete_subdir=TRASH,
-            cleanup_tmp_directories=True,  # saves a killed trainer left half-written
         )
         self.root = checkpoint_dir(workdir)
         self.identity = dict(identity or {})
         self.manager = ocp.CheckpointManager(self.root, options=options, item_names=ITEMS)
-        if parallel.is_main_process():
-            shutil.rmtree(self.root / TRASH, ignore_errors=True)  # deletions a killed trainer left
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint")
         self._pending: list[Future] = []
 
@@ -210,6 +207,18 @@ def restore_latest_state(workdir: str | Path, abstract_state: dict[str, Any],
     return 0, None, []
 
 
+def discard_unfinished(workdir: str | Path) -> list[Path]:
+    """Deletes what killed trainers left in checkpoints/: temporary step folders (saves that never
+    got their rename) and steps the keep policy had already moved to `_deleted/`. Only the
+    trainer, holding the run directory's lock, may call this."""
+    root = checkpoint_dir(workdir)
+    found = [*root.glob(f"*{TMP_SUFFIX}*"), root / TRASH] if root.is_dir() else []
+    found = [p for p in found if p.exists()]
+    for p in found:
+        shutil.rmtree(p, ignore_errors=True)
+    return found
+
+
 def set_aside_after(workdir: str | Path, step: int) -> list[Path]:
     """Renames step directories newer than `step` (damaged or unfinished ones that resuming
     skipped) to `damaged_<step>_<n>`, so new saves can use their step numbers; nothing is
@@ -232,19 +241,36 @@ def restore_variables(workdir: str | Path, step: int, abstract_variables: dict[s
     return _restore(workdir, step, model, None, variables=abstract_variables)[0]["variables"]
 
 
+def check_identity(workdir: str | Path, step: int, abstract_variables: dict[str, Any],
+                   model: str | None = None) -> None:
+    """`CheckpointMismatch` when checkpoint `step` holds another model than the config builds (a
+    metadata read: commands call it before any compute)."""
+    with _reader(workdir) as manager:
+        _check_identity(checkpoint_dir(workdir) / str(step), _metadata(manager, workdir, step), model,
+                        abstract_variables, None)
+
+
+def _reader(workdir) -> ocp.CheckpointManager:
+    """A manager that is only asked for metadata and restores: readers never write, rename or
+    delete (orbax's read_only option would do the same, with a warning per checkpoint)."""
+    handlers = {name: ocp.StandardCheckpointHandler() for name in ITEMS}
+    return ocp.CheckpointManager(checkpoint_dir(workdir), item_handlers=handlers,
+                                 options=ocp.CheckpointManagerOptions(create=False))
+
+
+def _metadata(manager: ocp.CheckpointManager, workdir, step: int) -> dict:
+    try:
+        return dict(manager.metadata(step).custom_metadata or {})
+    except Exception as e:  # noqa: BLE001 - any failure to read is damage (or a step deleted meanwhile)
+        raise _read_failure(checkpoint_dir(workdir) / str(step), "its metadata is unreadable", e) from e
+
+
 def _restore(workdir, step, model, abstract_state, **targets) -> tuple[dict, dict]:
     """(restored items, custom metadata): identity checked first, every failure one line."""
     path = checkpoint_dir(workdir) / str(step)
     abstract = {name: jax.tree.map(ocp.utils.to_shape_dtype_struct, t) for name, t in targets.items()}
-    # Readers never write, rename or delete: this manager is only asked for metadata and restores
-    # (orbax's read_only option would do the same, with a warning per checkpoint).
-    options = ocp.CheckpointManagerOptions(create=False)
-    handlers = {name: ocp.StandardCheckpointHandler() for name in ITEMS}
-    with ocp.CheckpointManager(checkpoint_dir(workdir), item_handlers=handlers, options=options) as manager:
-        try:
-            saved = dict(manager.metadata(step).custom_metadata or {})
-        except Exception as e:  # noqa: BLE001 - any failure to read is damage (or a step deleted meanwhile)
-            raise _read_failure(path, "its metadata is unreadable", e) from e
+    with _reader(workdir) as manager:
+        saved = _metadata(manager, workdir, step)
         _check_identity(path, saved, model, targets["variables"], abstract_state)
         try:
             got = manager.restore(step, args=ocp.args.Composite(

@@ -226,6 +226,7 @@ def _restore_or_init(run: _Run, restart_schedule: bool) -> tuple[dict, int, list
     if run.main:
         run.workdir.mkdir(parents=True, exist_ok=True)
         _write_config(config, run.workdir, run.log)
+        checkpoints.discard_unfinished(run.workdir)
         for path in checkpoints.set_aside_after(run.workdir, start_step):
             run.log(f"set aside the damaged checkpoint as {path}")
     if restored is not None:
