@@ -184,9 +184,13 @@ class Checkpointer:
 
 
 def restore_state(workdir: str | Path, step: int, abstract_state: dict[str, Any],
-                  model: str | None = None) -> tuple[dict[str, Any], list[dict]]:
-    """(the full train state at `step`, shaped like `abstract_state`; the metrics records saved
-    with it, [] for checkpoints older than that)."""
+                  model: str | None = None) -> dict[str, Any]:
+    """The full train state at `step`, shaped like `abstract_state`."""
+    return _restore_state(workdir, step, abstract_state, model)[0]
+
+
+def _restore_state(workdir, step, abstract_state, model) -> tuple[dict[str, Any], list[dict]]:
+    """(the train state, the metrics records saved with it: [] for checkpoints older than that)."""
     variables = {"params": abstract_state["params"], "batch_stats": abstract_state["batch_stats"]}
     got, saved = _restore(workdir, step, model, abstract_state, variables=variables,
                           train={"opt_state": abstract_state["opt_state"], "step": abstract_state["step"]})
@@ -200,7 +204,7 @@ def restore_latest_state(workdir: str | Path, abstract_state: dict[str, Any],
     is an error, not damage."""
     for step in reversed(valid_steps(workdir)):
         try:
-            return step, *restore_state(workdir, step, abstract_state, model)
+            return step, *_restore_state(workdir, step, abstract_state, model)
         except DamagedFile as e:
             warnings.warn(f"Skipping damaged checkpoint {checkpoint_dir(workdir) / str(step)} ({e.problem}); "
                           f"using an earlier one.", stacklevel=2)
