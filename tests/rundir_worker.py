@@ -9,13 +9,17 @@ none), so each child starts its own.
 """
 
 import os
+import signal
 import sys
 
 import jax
-import sklearn.datasets  # noqa: F401 - imported by the digits loader: done once, before the forks
-import sklearn.model_selection  # noqa: F401
 
 from spectral_jax import cli, io
+
+# What the fork server imports before it forks (by name, from the installed packages: the fork
+# server of Python 3.11 does not get the tests folder on its path): the package and what the
+# digits loader imports.
+PRELOAD = ["spectral_jax.cli", "sklearn.datasets", "sklearn.model_selection"]
 
 
 def cli_child(args: list[str], fault: str | None, log: str, cache: str) -> None:
@@ -35,3 +39,9 @@ def cli_child(args: list[str], fault: str | None, log: str, cache: str) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
     os._exit(code)  # the files are closed and flushed by now; skip the interpreter's teardown
+
+
+def hold_lock(args: list[str], fault, log: str, cache) -> None:
+    """Takes the trainer's lock on the folder ARGS[0], then freezes (SIGSTOP) holding it."""
+    io.RunLock(args[0], "train").acquire()
+    os.kill(os.getpid(), signal.SIGSTOP)

@@ -8,14 +8,13 @@ uninterrupted one: parameters of every checkpoint, metrics (except timings), sum
 config.json, the checkpoint steps, and no temporary file left anywhere.
 """
 
+import contextlib
 import itertools
 import multiprocessing
 import os
 import random
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -35,8 +34,9 @@ from spectral_jax.train import step as step_lib
 import rundir_worker
 
 ROOT = Path(__file__).resolve().parent.parent
-SMOKE = str(ROOT / "configs" / "demo.py") + ":smoke"  # digits, cnn, 2 epochs of 44 steps: checkpoints 44, 88
-KEEP_LAST = ["--config.ckpt_keep=1", "--config.ckpt_every_epochs=2"]  # step 44 is deleted when 88 lands
+# The smoke demo (digits, cnn, 2 epochs of 44 steps), keeping only the last checkpoint: step 44 is
+# deleted by the trainer once 88 lands, so the tests also cover a deletion (and a reader beside it).
+RUN = (f"--config={ROOT / 'configs' / 'demo.py'}:smoke", "--config.ckpt_keep=1", "--config.ckpt_every_epochs=2")
 TIMINGS = ("seconds", "time", "images_per_second", "train_seconds")
 LEFTOVERS = (f".*{io.atomic.TEMP_MARK}*", f"*{checkpoints.TMP_SUFFIX}*", checkpoints.TRASH, "damaged_*")
 
@@ -45,16 +45,15 @@ LEFTOVERS = (f".*{io.atomic.TEMP_MARK}*", f"*{checkpoints.TMP_SUFFIX}*", checkpo
 # Helpers: commands in child processes, and the comparison with an uninterrupted run.
 
 FORK = multiprocessing.get_context("forkserver")
-FORK.set_forkserver_preload(["rundir_worker"])  # imports the package once; each command is a fork
+FORK.set_forkserver_preload(rundir_worker.PRELOAD)  # imported once by the fork server; a command is a fork
 
 
 class Command:
     """`spectral-jax ARGS` in a child process (rundir_worker.cli_child), with a fault point armed."""
 
-    def __init__(self, args, fault, cache, log):
+    def __init__(self, args, fault, cache, log, target=rundir_worker.cli_child):
         self.log = Path(log)
-        self.proc = FORK.Process(target=rundir_worker.cli_child,
-                                 args=([str(a) for a in args], fault, str(self.log), str(cache)))
+        self.proc = FORK.Process(target=target, args=([str(a) for a in args], fault, str(self.log), str(cache)))
         self.proc.start()
         self.pid = self.proc.pid
 
@@ -62,8 +61,9 @@ class Command:
         """Waits until the child froze (a `stop` fault) or ended; True if it froze."""
         deadline = time.time() + timeout
         while self.proc.is_alive() and time.time() < deadline:
-            if Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T":
-                return True
+            with contextlib.suppress(OSError):  # it may end between the two calls
+                if Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T":
+                    return True
             time.sleep(0.02)
         return False
 
@@ -83,7 +83,7 @@ def spectral_jax(tmp_path_factory):
     """spectral_jax(*ARGS, fault=None) -> a started Command; compiled programs are cached for all."""
     cache, logs = tmp_path_factory.mktemp("jax_cache"), tmp_path_factory.mktemp("logs")
     count = itertools.count()
-    return lambda *args, fault=None: Command(args, fault, cache, logs / f"{next(count)}.log")
+    return lambda *args, fault=None, **kw: Command(args, fault, cache, logs / f"{next(count)}.log", **kw)
 
 
 def variables(workdir, step):
@@ -129,14 +129,11 @@ def copy_run(reference, dest):
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory, spectral_jax):
-    """Uninterrupted smoke runs: `plain` (checkpoints 44 and 88, analysed) and `keep_last` (only
-    88 kept). Tests copy them; nothing writes into them."""
-    root = tmp_path_factory.mktemp("reference")
-    runs = {"plain": root / "plain", "keep_last": root / "keep_last"}
-    spectral_jax("train", f"--config={SMOKE}", "--workdir", runs["plain"]).wait()
-    spectral_jax("analyze", "--workdir", runs["plain"]).wait()
-    spectral_jax("train", f"--config={SMOKE}", "--workdir", runs["keep_last"], *KEEP_LAST).wait()
-    return runs
+    """An uninterrupted, analysed run of RUN. Tests copy it; nothing writes into it."""
+    w = tmp_path_factory.mktemp("reference") / "run"
+    spectral_jax("train", *RUN, "--workdir", w).wait()
+    spectral_jax("analyze", "--workdir", w).wait()
+    return w
 
 
 # --------------------------------------------------------------------------------------
@@ -177,21 +174,18 @@ def test_full_disk_leaves_the_previous_file_and_no_temporary(tmp_path, monkeypat
     assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]
 
 
-def test_one_owner_at_a_time_and_kill_9_frees_the_lock_at_once(tmp_path):
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from spectral_jax import io; "
-         "io.RunLock(sys.argv[1], 'train').acquire(); print('held', flush=True); time.sleep(600)", str(tmp_path)],
-        stdout=subprocess.PIPE, text=True, env=dict(os.environ, JAX_PLATFORMS="cpu"))
+def test_one_owner_at_a_time_and_kill_9_frees_the_lock_at_once(tmp_path, spectral_jax):
+    holder = spectral_jax(tmp_path, target=rundir_worker.hold_lock)  # takes the lock, then freezes
     try:
-        assert holder.stdout.readline().strip() == "held"
+        assert holder.stopped(), holder.wait()
         with pytest.raises(RunDirBusy) as busy:
             io.RunLock(tmp_path, "train").acquire()
         message = str(busy.value)
-        assert f"pid {holder.pid} on host " in message and "since " in message and "\n" not in message
-        assert f"kill {holder.pid}" in message
+        assert f"in use by another train (pid {holder.pid} on host " in message and "\n" not in message
+        assert f"kill {holder.pid}" in message and "since " in message
     finally:
-        holder.kill()
-        holder.wait()
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait(-signal.SIGKILL)
     with io.RunLock(tmp_path, "train") as lock:  # no stale lock after kill -9
         assert io.read_owner(lock.path)["pid"] == os.getpid()
         with pytest.raises(RunDirBusy):  # a second owner in the same process is refused too
@@ -203,54 +197,51 @@ def test_one_owner_at_a_time_and_kill_9_frees_the_lock_at_once(tmp_path):
 # Crash-consistency: SIGKILL or a full disk at every phase, then the same command, equals an
 # uninterrupted run.
 
-# Each command resumes what the one before left, and is stopped again: killed at a fault point
-# (-9), or by a full disk there (exit 2 with one line naming the file; what was complete is kept).
-TRAIN_FAULTS = (  # (fault, exit code, checkpoints kept after it), over the smoke run with KEEP_LAST
-    ("*/config.json:1", -9, []),  # before the run's config is published
-    ("checkpoint.begin:1", -9, []),  # inside orbax's save of step 44: temporary folder made
-    ("*/metrics.jsonl:1", -9, []),  # rewriting metrics.jsonl on resume (epoch 1's record had no checkpoint)
-    ("checkpoint.commit:1", -9, []),  # inside orbax's save of 44: all written and flushed, before the rename
-    ("checkpoint.saved:1", -9, [44]),  # 44 published
-    ("*/metrics.jsonl:1:enospc", 2, [44]),  # the record of epoch 2: disk full
-    ("*/metrics.jsonl:1", -9, [44]),  # the record of epoch 2, before its rename
-    ("checkpoint.commit:1:enospc", 2, [44]),  # inside orbax's save of 88: disk full
-    ("checkpoint.saved:1", -9, [88]),  # 88 published and 44 moved to _deleted/, before it is deleted
-    ("*/summary.json:1:enospc", 2, [88]),  # the finished run's summary: disk full
-    ("*/summary.json:1", -9, [88]),  # the finished run's summary, before its rename
+# Each command resumes what the one before left, and is stopped again: killed at a fault point,
+# or by a full disk there (exit 2, one line naming what failed; what was complete is kept).
+TRAIN_FAULTS = (  # (fault, exit code, checkpoints kept after it, what a full disk's one line names)
+    ("*/config.json:1", -9, [], ""),  # before the run's config is published
+    ("checkpoint.begin:1", -9, [], ""),  # inside orbax's save of step 44: temporary folder made
+    ("*/metrics.jsonl:1", -9, [], ""),  # the resume's rewrite of the log (epoch 1 had no checkpoint)
+    ("checkpoint.commit:1", -9, [], ""),  # inside orbax's save of 44: all written and flushed, before the rename
+    ("checkpoint.saved:1", -9, [44], ""),  # 44 published
+    ("*/metrics.jsonl:1:enospc", 2, [44], "writing {w}/metrics.jsonl"),  # the record of epoch 2
+    ("*/metrics.jsonl:1", -9, [44], ""),  # the record of epoch 2, before its rename
+    ("checkpoint.commit:1:enospc", 2, [44], "saving checkpoint {w}/checkpoints/88: the partial save was removed "
+                                            "and the last complete checkpoint is {w}/checkpoints/44."),
+    ("checkpoint.saved:1", -9, [88], ""),  # 88 published and 44 moved to _deleted/, before it is deleted
+    ("*/summary.json:1:enospc", 2, [88], "writing {w}/summary.json"),  # the finished run's summary
+    ("*/summary.json:1", -9, [88], ""),  # the finished run's summary, before its rename
 )
-DISK_FULL_NAMES = {"*/metrics.jsonl:1:enospc": "metrics.jsonl", "checkpoint.commit:1:enospc": "checkpoints/44",
-                   "*/summary.json:1:enospc": "summary.json"}
 
 
 def test_training_stopped_at_every_phase_resumes_to_the_same_run(tmp_path, reference, spectral_jax):
     w = tmp_path / "run"
-    args = ("train", f"--config={SMOKE}", "--workdir", w, *KEEP_LAST)
-    for fault, code, kept in TRAIN_FAULTS:
-        out = spectral_jax(*args, fault=fault).wait(code)  # a point never reached fails here (exit 0)
+    for fault, code, kept, names in TRAIN_FAULTS:
+        out = spectral_jax("train", *RUN, "--workdir", w, fault=fault).wait(code)  # never reached: exit 0, fails
         if code == 2:
             err = out.strip().splitlines()[-1]
-            assert err.startswith("spectral-jax train: error: No space left on device while"), err
-            assert DISK_FULL_NAMES[fault] in err, err
+            assert err.startswith("spectral-jax train: error: No space left on device while " + names.format(w=w)), err
             assert not leftovers(w)  # nothing half-written, anywhere
         assert checkpoints.valid_steps(w) == kept, fault
         assert not (w / "summary.json").exists()
-    assert "already finished" in spectral_jax(*args).wait()  # the last kill left only the summary to write
-    assert_same_run(w, reference["keep_last"])
+    assert "already finished" in spectral_jax("train", *RUN, "--workdir", w).wait()  # only the summary was left
+    assert_same_run(w, reference)
 
 
 def test_analysis_killed_at_every_write_resumes_to_the_same_files(tmp_path, reference, spectral_jax):
-    w = copy_run(reference["plain"], tmp_path / "run")
+    w = copy_run(reference, tmp_path / "run")
     shutil.rmtree(w / "analysis")
-    spectral_jax("analyze", "--workdir", w, fault="*/step_*.npz:2").wait(-signal.SIGKILL)  # 44 done, 88 not
-    assert series.analysed_steps(w) == [44]
+    spectral_jax("analyze", "--workdir", w, fault="*/step_*.npz:1").wait(-signal.SIGKILL)  # before step 88's file
+    assert series.analysed_steps(w) == []
     spectral_jax("analyze", "--workdir", w, fault="*/summary.csv:1").wait(-signal.SIGKILL)  # 88 done, not the table
-    assert series.analysed_steps(w) == [44, 88]
+    assert series.analysed_steps(w) == [88]
     spectral_jax("analyze", "--workdir", w).wait()
-    want = series.analysis_dir(reference["plain"])
+    want = series.analysis_dir(reference)
     assert sorted(os.listdir(series.analysis_dir(w))) == sorted(os.listdir(want))  # no temporary left
     assert (series.analysis_dir(w) / "summary.csv").read_text() == (want / "summary.csv").read_text()
-    for step in (44, 88):
-        got, ref = series.load_step(w, step), series.load_step(reference["plain"], step)
+    for step in (88,):
+        got, ref = series.load_step(w, step), series.load_step(reference, step)
         assert got.keys() == ref.keys()
         for k in ref:
             np.testing.assert_array_equal(got[k], ref[k], err_msg=k)
@@ -262,7 +253,7 @@ def test_analysis_killed_at_every_write_resumes_to_the_same_files(tmp_path, refe
 
 def test_second_trainer_is_refused_and_readers_leave_a_live_run_alone(tmp_path, reference, spectral_jax, capsys):
     w = tmp_path / "run"
-    args = ("train", f"--config={SMOKE}", "--workdir", w)
+    args = ("train", *RUN, "--workdir", w)
     live = spectral_jax(*args, fault="checkpoint.saved:1:stop")  # freezes, holding the lock, once 44 is saved
     assert live.stopped(), live.wait()
     try:
@@ -280,13 +271,14 @@ def test_second_trainer_is_refused_and_readers_leave_a_live_run_alone(tmp_path, 
         assert cli.main(["report", "--workdir", str(w)]) == 0
         assert series.analysed_steps(w) == [44]
         assert trainer_files() == before  # nothing of the trainer's renamed, deleted or rewritten
-    finally:  # let it go on, then kill it at a random moment of epoch 2, its checkpoint or summary
+    finally:  # let it go on (it deletes 44 once 88 lands), then kill it at a random moment
         os.kill(live.pid, signal.SIGCONT)
         time.sleep(random.uniform(0.0, 1.0))
-        os.kill(live.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):  # it may have finished already
+            os.kill(live.pid, signal.SIGKILL)
         live.proc.join()
     spectral_jax(*args).wait()
-    assert_same_run(w, reference["plain"])
+    assert_same_run(w, reference)
 
 
 # --------------------------------------------------------------------------------------
@@ -300,8 +292,8 @@ def run_cli(capsys, *args):
 
 
 def test_damaged_files_are_named_with_the_way_out(tmp_path, reference, spectral_jax, capsys):
-    w = copy_run(reference["plain"], tmp_path / "run")
-    ref = reference["plain"]
+    w = copy_run(reference, tmp_path / "run")
+    ref = reference
 
     def error(cmd, *extra):
         code, _, err = run_cli(capsys, cmd, "--workdir", w, *extra)
@@ -340,29 +332,27 @@ def test_damaged_files_are_named_with_the_way_out(tmp_path, reference, spectral_
     np.testing.assert_array_equal(series.load_step(w, 88)["max_grad"], series.load_step(ref, 88)["max_grad"])
     table = series.analysis_dir(w) / "summary.csv"
     table.write_text(table.read_text().rsplit(",", 3)[0] + "\n")
-    assert "summary.csv is damaged: line 5 does not have the header's 12 fields" in error("report")
+    assert "summary.csv is damaged: line 3 does not have the header's 12 fields" in error("report")
 
     # A checkpoint of another model: one line.
     err = error("analyze", "--config.model=mlp")
     assert "checkpoints/88: checkpoint of model cnn, config asks for mlp." in err
 
 
-def test_damaged_newest_checkpoint_is_skipped_by_train_and_named_by_analyze(tmp_path, reference, spectral_jax):
-    w = copy_run(reference["plain"], tmp_path / "run")
+def test_damaged_checkpoint_is_named_by_analyze_and_set_aside_by_train(tmp_path, reference, spectral_jax, capsys):
+    w = copy_run(reference, tmp_path / "run")
     shutil.rmtree(w / "analysis")
     # Its metadata says "finished", its arrays are gone.
     for p in (checkpoints.checkpoint_dir(w) / "88" / "variables").iterdir():
         shutil.rmtree(p) if p.is_dir() else p.unlink()
-    err = spectral_jax("analyze", "--workdir", w).wait(2).strip().splitlines()[-1]
-    assert err.startswith("spectral-jax analyze: error: ") and "checkpoints/88 is damaged: it does not restore" in err
-    assert "Training skips it" in err
-    (w / "summary.json").unlink()
-    out = spectral_jax("train", "--workdir", w).wait()
-    assert "Skipping damaged checkpoint" in out and "checkpoints/88" in out
-    assert "set aside the damaged checkpoint as" in out
+    code, _, err = run_cli(capsys, "analyze", "--workdir", w)
+    assert code == 2 and err.startswith("spectral-jax analyze: error: ") and "\n" not in err, err
+    assert "checkpoints/88 is damaged: it does not restore" in err and "Training skips it" in err
+    out = spectral_jax("train", "--workdir", w).wait()  # no earlier checkpoint: it trains again from step 0
+    assert "Skipping damaged checkpoint" in out and "set aside the damaged checkpoint as" in out
     assert (checkpoints.checkpoint_dir(w) / "damaged_88_0").is_dir()  # set aside by the trainer, not deleted
     shutil.rmtree(checkpoints.checkpoint_dir(w) / "damaged_88_0")
-    assert_same_run(w, reference["plain"])
+    assert_same_run(w, reference)
 
 
 # --------------------------------------------------------------------------------------
