@@ -150,6 +150,8 @@ class Checkpointer:
                 variables=ocp.args.StandardSave({"params": host["params"], "batch_stats": host["batch_stats"]}),
                 train=ocp.args.StandardSave({"opt_state": host["opt_state"], "step": host["step"]}),
             ))
+            io.fault_point("checkpoint.saved")
+            shutil.rmtree(self.root / TRASH, ignore_errors=True)
         except Exception as e:
             for partial in self.root.glob(f"{step}{TMP_SUFFIX}*"):
                 shutil.rmtree(partial, ignore_errors=True)
@@ -160,8 +162,6 @@ class Checkpointer:
                                 f"{self.root / str(last[-1]) if last else '(none yet)'}. Free space on that file "
                                 f"system and rerun the same command: the run resumes from it.") from e
             raise
-        io.fault_point("checkpoint.saved")
-        shutil.rmtree(self.root / TRASH, ignore_errors=True)
 
     def _check(self) -> None:
         done = [f for f in self._pending if f.done()]
