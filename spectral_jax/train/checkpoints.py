@@ -296,9 +296,10 @@ def _check_identity(path: Path, saved: dict, model: str | None, variables: Any, 
     """A checkpoint of another model (or another train state) is named, in one line."""
     if not saved.get("variables_fingerprint"):
         return  # written before identities were recorded: orbax's own checks remain
-    way_out = ("Use the config that made this run (only analysis.* may differ for analyze), or another --workdir.")
+    way_out = "Use the config that made this run (only analysis.* may differ for analyze), or another --workdir."
     if model is not None and saved.get("model") != model:
-        raise CheckpointMismatch(f"{path}: checkpoint of model {saved.get('model')}, config asks for {model}. {way_out}")
+        raise CheckpointMismatch(f"{path}: checkpoint of model {saved.get('model')}, config asks for {model}. "
+                                 f"{way_out}")
     if saved["variables_fingerprint"] != fingerprint(variables):
         raise CheckpointMismatch(
             f"{path}: checkpoint of model {saved.get('model')} with {saved.get('num_params')} parameters, the config "
