@@ -40,7 +40,7 @@ class DamagedFile(UserError):
         super().__init__(one_line(f"{path} is damaged: {problem}. {way_out}"))
 
 
-class CheckpointMismatch(UserError):
+class CheckpointMismatch(ConfigError):
     """A checkpoint holds another model (or another shape of train state) than the config builds."""
 
 

@@ -1,11 +1,12 @@
-"""One owner per run directory: an exclusive `flock` on FOLDER/.lock, with the owner's host, pid,
-start time and command written inside it for the message a second owner gets.
+"""One owner per run directory and role: an exclusive `flock` on WORKDIR/.<role>.lock, with the
+owner's host, pid, start time and command written inside it for the message a second owner gets.
 
 The kernel drops the lock when its process ends, however it ends (`kill -9` included), so a
-lock is never stale. Locks taken: `train` on WORKDIR (config.json, checkpoints/, metrics.jsonl,
-summary.json, tensorboard/), `analyze` on WORKDIR/analysis, `report` on WORKDIR/report; readers
-take none. On a file system without flock (some network mounts) the lock is skipped with a
-warning: see docs/run_directory.md for what holds there.
+lock is never stale. Roles: `train` (config.json, checkpoints/, metrics.jsonl, summary.json,
+tensorboard/), `analyze` (analysis/), `report` (report/); readers take none. The lock files sit
+at the top of the run directory, so a refused command creates no folder. On a file system
+without flock (some network mounts) the lock is skipped with a warning: see
+docs/run_directory.md for what holds there.
 """
 
 from __future__ import annotations
@@ -24,25 +25,30 @@ from pathlib import Path
 from spectral_jax.errors import RunDirBusy
 from spectral_jax.io.atomic import remove_stale_temps
 
-LOCK_NAME = ".lock"
+LOCK_SUFFIX = ".lock"
 _NO_LOCKS = (errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP)
 
 
-class RunLock:
-    """`with RunLock(folder, "train"):` holds FOLDER/.lock for the block (a no-op when `enabled`
-    is false, e.g. on processes other than 0). On taking it, the temporary files that killed
-    writers left in the folder (with `recursive`, in its whole tree) are removed: only the owner
-    may. A second owner, in this process or another, gets `RunDirBusy` naming the first."""
+def lock_path(workdir: str | os.PathLike, role: str) -> Path:
+    return Path(workdir) / f".{role}{LOCK_SUFFIX}"
 
-    def __init__(self, folder: str | os.PathLike, role: str, *, enabled: bool = True, recursive: bool = False):
-        self.folder, self.role, self.enabled, self.recursive = Path(folder), role, enabled, recursive
-        self.path = self.folder / LOCK_NAME
+
+class RunLock:
+    """`with RunLock(workdir, "train"):` holds WORKDIR/.train.lock for the block (a no-op when
+    `enabled` is false, e.g. on processes other than 0). On taking it, the temporary files that
+    killed writers left in what the role owns are removed (only the owner may): the top level of
+    WORKDIR, or with `owns="analysis"` the whole tree of WORKDIR/analysis. A second owner, in this
+    process or another, gets `RunDirBusy` naming the first."""
+
+    def __init__(self, workdir: str | os.PathLike, role: str, *, owns: str = "", enabled: bool = True):
+        self.workdir, self.role, self.owns, self.enabled = Path(workdir), role, owns, enabled
+        self.path = lock_path(workdir, role)
         self._fd: int | None = None
 
     def acquire(self) -> "RunLock":
         if not self.enabled or self._fd is not None:
             return self
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.workdir.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)  # not inherited by exec'd children
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -53,7 +59,7 @@ class RunLock:
             if e.errno not in _NO_LOCKS:
                 os.close(fd)
                 raise
-            warnings.warn(f"{self.folder}: the file system refuses flock ({e.strerror}); running without the "
+            warnings.warn(f"{self.workdir}: the file system refuses flock ({e.strerror}); running without the "
                           f"run-directory lock, so make sure no other {self.role} uses it.", stacklevel=2)
         self._fd = fd
         try:
@@ -61,7 +67,7 @@ class RunLock:
             os.pwrite(fd, (json.dumps(owner_info(self.role)) + "\n").encode(), 0)
         except OSError:  # the note is only a hint for the message (a full disk must not stop here)
             pass
-        remove_stale_temps(self.folder, recursive=self.recursive)
+        remove_stale_temps(self.workdir / self.owns, recursive=bool(self.owns))
         return self
 
     def release(self) -> None:
@@ -86,7 +92,7 @@ class RunLock:
                f"{owner.get('started', '?')}, command: {owner.get('command', '?')})" if owner
                else f"another {self.role} (its owner note is not written yet)")
         stop = f"stop it (kill {pid})" if owner.get("host") == socket.gethostname() else "stop it"
-        return (f"{self.folder} is in use by {who}. One {self.role} at a time: wait for it to finish, or {stop}, "
+        return (f"{self.workdir} is in use by {who}. One {self.role} at a time: wait for it to finish, or {stop}, "
                 f"then rerun; a killed owner frees it at once.")
 
 

@@ -13,8 +13,8 @@ Writes (the trainer only, docs/run_directory.md): a step is written into
 step the keep policy drops is first renamed into `_deleted/` and only then deleted. So a folder
 named like a step is complete (a killed save leaves only a temporary folder, which the next
 trainer removes), and nothing half-deleted looks like a step. Reads (anyone, e.g. `analyze`
-beside a live trainer) use a read-only manager, check the identity before reading arrays,
-and turn any failure into one line naming the checkpoint.
+beside a live trainer) use a manager that is only asked for metadata and restores, check the
+identity before reading arrays, and turn any failure into one line naming the checkpoint.
 """
 
 from __future__ import annotations
