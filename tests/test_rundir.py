@@ -233,10 +233,16 @@ def test_training_stopped_at_every_phase_resumes_to_the_same_run(tmp_path, refer
     assert_same_run(w, reference)
 
 
-def test_analysis_killed_at_every_write_resumes_to_the_same_files(tmp_path, reference, spectral_jax):
+def test_analysis_killed_at_every_write_resumes_to_the_same_files(tmp_path, reference, spectral_jax, capsys):
     w = copy_run(reference, tmp_path / "run")
     shutil.rmtree(w / "analysis")
-    spectral_jax("analyze", "--workdir", w, fault="*/step_*.npz:1").wait(-signal.SIGKILL)  # before step 88's file
+    live = spectral_jax("analyze", "--workdir", w, fault="*/step_*.npz:1:stop")  # frozen before step 88's file
+    assert live.stopped(), live.wait()
+    assert cli.main(["analyze", "--workdir", str(w)]) == 2  # one analyzer per run directory
+    err = capsys.readouterr().err.strip()
+    assert f"in use by another analyze (pid {live.pid} on host " in err and "\n" not in err, err
+    os.kill(live.pid, signal.SIGKILL)
+    live.wait(-signal.SIGKILL)
     assert series.analysed_steps(w) == []
     spectral_jax("analyze", "--workdir", w, fault="*/summary.csv:1").wait(-signal.SIGKILL)  # 88 done, not the table
     assert series.analysed_steps(w) == [88]
