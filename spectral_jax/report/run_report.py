@@ -43,8 +43,9 @@ def write_report(workdir: str | Path, *, quiet: bool = False) -> dict:
             analyses[name] = _report_analysis(workdir, name, out, written)
         summary = {"workdir": str(workdir), "analyses": analyses, "training": run_summary, "figures": written}
         if DEFAULT_NAME in analyses:
-            summary.update({k: analyses[DEFAULT_NAME][k] for k in ("last_step", "analysed_steps", "num_points", "last")})
-            summary["mode"] = analyses[DEFAULT_NAME]["settings"].get("sampling", "count")
+            default = analyses[DEFAULT_NAME]
+            summary.update({k: default[k] for k in ("last_step", "analysed_steps", "num_points", "last")})
+            summary["mode"] = default["settings"].get("sampling", "count")
         io.write_json(out / "summary.json", summary)
     if not quiet:
         print(f"wrote {', '.join(str(out / f) for f in written)}, {out / 'summary.json'}")

@@ -111,6 +111,7 @@ def plan(workdir: str | Path, config: ml_collections.ConfigDict, steps: str | Se
     workdir = Path(workdir)
     config_lib.validate(config)
     check_same_model(workdir, config)
+    read_metrics(workdir)  # a damaged log is named now, not after the compute
     chosen = select_steps(workdir, steps)
     name = analysis_name(config.analysis, config_lib.load_run_config(workdir).analysis)
     out = analysis_dir(workdir, name)
@@ -350,9 +351,7 @@ def load_step(workdir: str | Path, step: int, name: str = DEFAULT_NAME) -> dict[
 
 def write_summary(workdir: str | Path, name: str = DEFAULT_NAME) -> Path:
     """summary.csv over every analysed step, joined with test accuracy from metrics.jsonl."""
-    metrics = io.read_jsonl(Path(workdir) / "metrics.jsonl", way_out=f"Rerun spectral-jax train --workdir {workdir}: "
-                                                                     f"it rebuilds metrics.jsonl from its checkpoints.")
-    acc = {r.get("step"): r.get("test_acc") for r in metrics}
+    acc = {r.get("step"): r.get("test_acc") for r in read_metrics(workdir)}
     rows = []
     for step in analysed_steps(workdir, name):
         f = results_lib.load(analysis_dir(workdir, name) / f"step_{step}.npz", [*spectrum.STATISTICS, "kind"],
@@ -363,6 +362,12 @@ def write_summary(workdir: str | Path, name: str = DEFAULT_NAME) -> Path:
     out = analysis_dir(workdir, name) / "summary.csv"
     io.write_text(out, results_lib.csv_text(rows))
     return out
+
+
+def read_metrics(workdir: str | Path) -> list[dict]:
+    """The run's metrics.jsonl records (a damaged line is an error naming it and the way out)."""
+    return io.read_jsonl(Path(workdir) / "metrics.jsonl", way_out=f"Rerun spectral-jax train --workdir {workdir}: "
+                                                                  f"it rebuilds metrics.jsonl from its checkpoints.")
 
 
 def read_summary(workdir: str | Path, name: str = DEFAULT_NAME) -> list[dict]:

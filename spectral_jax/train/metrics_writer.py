@@ -15,7 +15,6 @@ from typing import Callable
 
 from spectral_jax import io
 
-
 METRICS = "metrics.jsonl"
 
 
