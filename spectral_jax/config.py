@@ -14,7 +14,6 @@ import ast
 import dataclasses
 import importlib.resources
 import importlib.util
-import json
 import math
 from pathlib import Path
 from typing import Any, Sequence
@@ -23,7 +22,7 @@ import ml_collections
 
 from spectral_jax import data, io, models
 from spectral_jax.data.noise import FREQUENCY_UNITS, NOISE_TYPES
-from spectral_jax.errors import ConfigError, did_you_mean
+from spectral_jax.errors import ConfigError, DamagedFile, did_you_mean
 
 CONFIGS_PACKAGE = "spectral_jax.configs"  # the top-level configs/ folder, installed with the package
 CONFIG_ARGS = ("cpu", "smoke")  # the laptop-sized variants every experiment config offers
@@ -241,13 +240,20 @@ def load_run_config(workdir: str | Path) -> ml_collections.ConfigDict:
 
 
 def config_from_json(path: str | Path) -> ml_collections.ConfigDict:
-    """The resolved config a run wrote to WORKDIR/config.json, on top of today's defaults."""
+    """The resolved config a run wrote to WORKDIR/config.json, on top of today's defaults; a
+    damaged file (not JSON, or values of the wrong type) is a `DamagedFile` with the way out."""
+    way_out = (f"It holds the run's config: put back a copy, or delete it and rerun spectral-jax train "
+               f"--config=FILE --workdir {Path(path).parent} with the config file and overrides that made the run.")
+    values = io.read_json(path, way_out)
     config = base_config()
-    values = json.loads(Path(path).read_text())
-    mode = values.get("analysis", {}).pop("mode", None)  # before analysis.sampling: detrended | reference
+    analysis = values.get("analysis")
+    mode = analysis.pop("mode", None) if isinstance(analysis, dict) else None  # before analysis.sampling
     if mode is not None:
-        values["analysis"].setdefault("sampling", "reference" if mode == "reference" else "count")
-    _merge(config, values, prefix="")
+        analysis.setdefault("sampling", "reference" if mode == "reference" else "count")
+    try:
+        _merge(config, values, prefix="")
+    except (TypeError, ValueError) as e:  # a value of the wrong type for its key (ConfigError included)
+        raise DamagedFile(path, str(e).rstrip("."), way_out) from e
     return config
 
 

@@ -29,3 +29,31 @@ def unknown_name(kind: str, name: str, valid: Iterable[str]) -> ConfigError:
     """`Unknown model 'wrn32'. Did you mean wrn_32? Valid models: ...` for any registry."""
     valid = list(valid)
     return ConfigError(f"Unknown {kind} {name!r}.{did_you_mean(name, valid)} Valid {kind}s: {', '.join(valid)}.")
+
+
+class DamagedFile(UserError):
+    """A file spectral-jax reads back (config.json, metrics.jsonl, summary.json, an analysis
+    npz/csv, a checkpoint) is unreadable; the message names it, says what is wrong and the way out."""
+
+    def __init__(self, path, problem: str, way_out: str):
+        self.path, self.problem, self.way_out = path, problem, way_out
+        super().__init__(one_line(f"{path} is damaged: {problem}. {way_out}"))
+
+
+class CheckpointMismatch(ConfigError):
+    """A checkpoint holds another model (or another shape of train state) than the config builds."""
+
+
+class RunDirBusy(UserError):
+    """Another live process owns this run directory (or its analysis/report folder)."""
+
+
+class OutOfDisk(UserError):
+    """A write failed with ENOSPC/EDQUOT; what was complete before is kept."""
+
+
+def one_line(text: str, limit: int = 600) -> str:
+    """`text` with all whitespace runs collapsed to one space, cut at `limit` characters (the CLI
+    prints errors as one line; library errors such as orbax's can span a whole tree dump)."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -123,7 +123,7 @@ def test_load_run(trained_run):
     assert int(s["step"]) == 88 and set(s.kind_name) == {"within", "between"}
     other = spectral_jax.load_run(trained_run)
     other.config.model = "mlp"  # a checkpoint of another model
-    with pytest.raises(ConfigError, match="differ from those of model mlp"):
+    with pytest.raises(ConfigError, match="checkpoint of model cnn, config asks for mlp"):
         other.variables(88)
     assert run.summary()["training"]["final_test_acc"] > 0.5
 

@@ -51,11 +51,11 @@ def test_train_learns_resumes_and_finishes(tmp_path, smoke_config, capsys):
     steps = checkpoints.valid_steps(workdir)
     assert steps == [records[0]["step"], records[1]["step"]]
 
-    # Finished: re-running does nothing but say so.
-    before = {p: p.stat().st_mtime_ns for p in workdir.rglob("*") if p.is_file()}
+    # Finished: re-running does nothing but say so (only the run directory's lock is taken and freed).
+    before = {p: p.stat().st_mtime_ns for p in workdir.rglob("*") if p.is_file() and p.suffix != io.LOCK_SUFFIX}
     loop.train_and_evaluate(smoke_config, workdir)
     assert "already finished" in capsys.readouterr().out
-    assert before == {p: p.stat().st_mtime_ns for p in workdir.rglob("*") if p.is_file()}
+    assert before == {p: p.stat().st_mtime_ns for p in workdir.rglob("*") if p.is_file() and p.suffix != io.LOCK_SUFFIX}
 
     # Resume from epoch 1 after losing the last checkpoint: same final parameters.
     abstract = models.create_model(smoke_config, (8, 8, 1), 10)[1]

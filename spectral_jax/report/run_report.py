@@ -33,17 +33,20 @@ def write_report(workdir: str | Path, *, quiet: bool = False) -> dict:
     if not names:
         raise FileNotFoundError(f"No analysis in {workdir / 'analysis'}: "
                                 f"run `spectral-jax analyze --workdir {workdir}` first.")
+    rebuild = f"Rerun spectral-jax train --workdir {workdir}: it rebuilds summary.json from metrics.jsonl."
+    run_summary = io.read_json(workdir / "summary.json", rebuild) if (workdir / "summary.json").exists() else {}
     out = report_dir(workdir)
-    out.mkdir(parents=True, exist_ok=True)
-    analyses, written = {}, []
-    for name in names:
-        analyses[name] = _report_analysis(workdir, name, out, written)
-    run_summary = io.read_json(workdir / "summary.json") if (workdir / "summary.json").exists() else {}
-    summary = {"workdir": str(workdir), "analyses": analyses, "training": run_summary, "figures": written}
-    if DEFAULT_NAME in analyses:
-        summary.update({k: analyses[DEFAULT_NAME][k] for k in ("last_step", "analysed_steps", "num_points", "last")})
-        summary["mode"] = analyses[DEFAULT_NAME]["settings"].get("sampling", "count")
-    io.write_json(out / "summary.json", summary)
+    with io.RunLock(workdir, "report", owns="report"):  # one report writer; the run's own files are only read
+        out.mkdir(parents=True, exist_ok=True)
+        analyses, written = {}, []
+        for name in names:
+            analyses[name] = _report_analysis(workdir, name, out, written)
+        summary = {"workdir": str(workdir), "analyses": analyses, "training": run_summary, "figures": written}
+        if DEFAULT_NAME in analyses:
+            default = analyses[DEFAULT_NAME]
+            summary.update({k: default[k] for k in ("last_step", "analysed_steps", "num_points", "last")})
+            summary["mode"] = default["settings"].get("sampling", "count")
+        io.write_json(out / "summary.json", summary)
     if not quiet:
         print(f"wrote {', '.join(str(out / f) for f in written)}, {out / 'summary.json'}")
     return summary

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from spectral_jax import io
+from spectral_jax.errors import DamagedFile
 from spectral_jax.spectral.lines import KINDS
 from spectral_jax.spectral.spectrum import STATISTICS
 
@@ -47,21 +48,24 @@ def with_metadata(stats: dict[str, np.ndarray], *, kind: np.ndarray, labels: np.
     return out
 
 
+REDO = "Delete it and rerun spectral-jax analyze on its run directory: it recomputes what is missing."
+
+
 def save(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
     io.savez(path, **arrays)
 
 
-def load(path: str | Path) -> dict[str, np.ndarray]:
-    with np.load(path) as f:
-        return dict(f)
+def load(path: str | Path, keys: list[str] | None = None, required: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+    """The arrays `keys` (default: all) of a results file; a damaged one is an error naming it."""
+    return io.load_npz(path, keys, way_out=REDO, required=required)
 
 
 def stored_settings(path: str | Path) -> str | None:
-    """The settings JSON a results file was made with (None if it has none or is unreadable)."""
+    """The settings JSON a results file was made with (None if it is missing, has none or is
+    damaged: it is then computed again)."""
     try:
-        with np.load(path) as f:
-            return str(f["settings_json"]) if "settings_json" in f.files else None
-    except (OSError, ValueError, KeyError):
+        return str(io.load_npz(path, ["settings_json"])["settings_json"])
+    except (FileNotFoundError, KeyError, DamagedFile):
         return None
 
 
@@ -94,6 +98,6 @@ def csv_text(rows: list[dict]) -> str:
 
 
 def read_csv(path: str | Path) -> list[dict]:
-    """A summary.csv as dicts with numeric values (kind stays a string)."""
-    with open(path) as f:
-        return [{k: (v if k == "kind" else float(v)) for k, v in row.items()} for row in csv.DictReader(f)]
+    """A summary.csv (or class_diversity.csv) as dicts with numeric values (kind stays a string)."""
+    return io.read_csv(path, "Rerun spectral-jax analyze on its run directory: it writes the table again.",
+                       text_columns=("kind",), required=("step",))

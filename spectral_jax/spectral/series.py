@@ -13,6 +13,7 @@ with the same files. Nothing that training owns is written: checkpoints are only
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 from pathlib import Path
@@ -110,12 +111,13 @@ def plan(workdir: str | Path, config: ml_collections.ConfigDict, steps: str | Se
     workdir = Path(workdir)
     config_lib.validate(config)
     check_same_model(workdir, config)
+    read_metrics(workdir)  # a damaged log is named now, not after the compute
     chosen = select_steps(workdir, steps)
     name = analysis_name(config.analysis, config_lib.load_run_config(workdir).analysis)
     out = analysis_dir(workdir, name)
     record = out / "settings.json"
     wanted = settings_json(config.analysis)
-    if record.exists() and json.dumps(io.read_json(record)["settings"], sort_keys=True) != wanted:
+    if record.exists() and json.dumps(_read_record(record).get("settings"), sort_keys=True) != wanted:
         raise ConfigError(f"{out} holds an analysis with other settings; give --config.analysis.name=NEW "
                           f"(or leave analysis.name empty for a folder named after the settings).")
     todo = [s for s in chosen if results_lib.stored_settings(out / f"step_{s}.npz") != wanted]
@@ -183,7 +185,15 @@ def program_key(config: ml_collections.ConfigDict) -> str:
 
 
 def analyze_targets(targets: list[Target], *, quiet: bool = False) -> None:
-    """Computes the missing steps of runs that share a program, then writes their summaries."""
+    """Computes the missing steps of runs that share a program, then writes their summaries,
+    holding each run's analysis lock (one analyzer per run; the trainer's files are only read)."""
+    with contextlib.ExitStack() as locks:
+        for t in targets:
+            locks.enter_context(io.RunLock(t.workdir, "analyze", owns="analysis"))
+        _analyze_targets(targets, quiet)
+
+
+def _analyze_targets(targets: list[Target], quiet: bool) -> None:
     log = (lambda *a: None) if quiet else print
     config = targets[0].config
     a = config.analysis
@@ -246,12 +256,7 @@ def restore(workdir: Path, step: int, abstract, mesh, config) -> Any:
     """The variables at `step`, replicated on the mesh (checkpoints of any device count restore)."""
     sharding = parallel.replicated(mesh)
     target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), abstract)
-    try:
-        return checkpoints.restore_variables(workdir, step, target)
-    except ValueError as e:
-        first = str(e).split(":")[0]
-        raise ConfigError(f"{first}: the checkpoint's arrays differ from those of model {config.model} "
-                          f"on {config.dataset} (another model, input shape or number of classes).") from None
+    return checkpoints.restore_variables(workdir, step, target, model=config.model)  # another model: one line
 
 
 def _evaluate_group(evaluator: LineEvaluator, prepared: Prepared, group, variables, stack: int,
@@ -307,9 +312,13 @@ def _read_layout(targets: list[Target]) -> Layout | None:
     """The layout an earlier (interrupted) run of the same settings used, so the numbers match."""
     for t in targets:
         record = t.out / "settings.json"
-        if record.exists():
-            return Layout(**io.read_json(record)["layout"])
+        if record.exists() and "layout" in _read_record(record):
+            return Layout(**_read_record(record)["layout"])
     return None
+
+
+def _read_record(record: Path) -> dict:
+    return io.read_json(record, way_out="Delete it and rerun spectral-jax analyze: it is written again.")
 
 
 def _write_settings(t: Target, layout: Layout) -> None:
@@ -342,16 +351,23 @@ def load_step(workdir: str | Path, step: int, name: str = DEFAULT_NAME) -> dict[
 
 def write_summary(workdir: str | Path, name: str = DEFAULT_NAME) -> Path:
     """summary.csv over every analysed step, joined with test accuracy from metrics.jsonl."""
-    acc = {r["step"]: r.get("test_acc") for r in io.read_jsonl(Path(workdir) / "metrics.jsonl")}
+    acc = {r.get("step"): r.get("test_acc") for r in read_metrics(workdir)}
     rows = []
     for step in analysed_steps(workdir, name):
-        with np.load(analysis_dir(workdir, name) / f"step_{step}.npz") as f:
-            stats = {k: f[k] for k in spectrum.STATISTICS if k in f.files}
-            for row in results_lib.summarize(stats, f["kind"]):
-                rows.append({**row, "step": step, "test_acc": acc.get(step, float("nan"))})
+        f = results_lib.load(analysis_dir(workdir, name) / f"step_{step}.npz", [*spectrum.STATISTICS, "kind"],
+                             required=("kind",))
+        stats = {k: f[k] for k in spectrum.STATISTICS if k in f}
+        for row in results_lib.summarize(stats, f["kind"]):
+            rows.append({**row, "step": step, "test_acc": acc.get(step, float("nan"))})
     out = analysis_dir(workdir, name) / "summary.csv"
     io.write_text(out, results_lib.csv_text(rows))
     return out
+
+
+def read_metrics(workdir: str | Path) -> list[dict]:
+    """The run's metrics.jsonl records (a damaged line is an error naming it and the way out)."""
+    return io.read_jsonl(Path(workdir) / "metrics.jsonl", way_out=f"Rerun spectral-jax train --workdir {workdir}: "
+                                                                  f"it rebuilds metrics.jsonl from its checkpoints.")
 
 
 def read_summary(workdir: str | Path, name: str = DEFAULT_NAME) -> list[dict]:

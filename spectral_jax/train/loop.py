@@ -1,14 +1,15 @@
 """`train_and_evaluate(config, workdir)`: the training loop of a run directory.
 
-    setup (every check, before compute) -> restore or init -> epochs: train, evaluate,
-    checkpoint, log -> summary.json
+    setup (every check, before compute) -> lock the run directory -> restore or init -> epochs:
+    train, evaluate, log, checkpoint -> summary.json
 
 Data order comes from (seed, epoch) and randomness from (seed, step), so a run killed at any
 moment and restarted with the same command resumes from its newest valid checkpoint and ends
 with the same parameters as an uninterrupted run. Re-running a finished run does nothing but
 say so; re-running with a different config is an error, except for a longer duration, which
 extends the run. A NaN/Inf loss stops the run naming the step, before that epoch's checkpoint
-is written. All device work is issued from this thread.
+is written. All device work is issued from this thread. Only one trainer (process 0 of a
+multi-process run) owns a run directory at a time; a second one fails at once naming it.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from spectral_jax import data as data_lib
 from spectral_jax import io, models, parallel
 from spectral_jax.data import noise as noise_lib
 from spectral_jax.data.augment import make_augment_fn
-from spectral_jax.errors import ConfigError
+from spectral_jax.errors import ConfigError, DamagedFile
 from spectral_jax.train import checkpoints, distill, feeds, records
 from spectral_jax.train import batch as batch_lib
 from spectral_jax.train import optimizer as optimizer_lib
@@ -47,11 +48,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
     `restart_schedule`: when extending a run, start a fresh cosine cycle at the resumed step
     instead of following one cosine over the whole new duration."""
     run = _setup(config, Path(workdir), quiet)
+    # One trainer per run directory, taken before anything is written (docs/run_directory.md).
+    with io.RunLock(run.workdir, "train", enabled=run.main):
+        return _train(run, restart_schedule)
+
+
+def _train(run: _Run, restart_schedule: bool) -> dict:
+    config = run.config
     if run.noise_info:
         run.log(f"noise {config.noise.type}: std of g(x) over the training set {run.noise_info['noise_feature_std']:.4g}; "
                 f"frequency {run.noise_info['noise_frequency_absolute']:.4g} cycles per unit of g")
-    state, start_step = _restore_or_init(run, restart_schedule)
-    summary = _finished_summary(run, start_step)
+    state, start_step, proven = _restore_or_init(run, restart_schedule)
+    history = MetricsWriter.recover(run.workdir, start_step, proven, enabled=run.main, log=run.log)
+    summary = _finished_summary(run, start_step, history)
     if summary is not None:
         run.log(f"{run.workdir}: already finished (step {start_step}); nothing to do.")
         return summary
@@ -67,8 +76,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
     step_key = parallel.put_replicated(run.keys["step"], mesh)
     new_metrics = jax.jit(step_lib.zero_metrics, out_shardings=parallel.replicated(mesh))
     ckpt = checkpoints.Checkpointer(run.workdir, keep=config.ckpt_keep,
-                                    permanent_every=config.ckpt_every_epochs * run.schedule.steps_per_epoch)
-    writer = MetricsWriter(run.workdir, [r for r in _read_records(run) if r["step"] <= start_step], enabled=run.main)
+                                    permanent_every=config.ckpt_every_epochs * run.schedule.steps_per_epoch,
+                                    identity=run.identity)
+    writer = MetricsWriter(run.workdir, history, enabled=run.main)
     bar = tqdm(total=run.schedule.total_steps, initial=start_step, unit="step", dynamic_ncols=True, leave=False,
                disable=run.quiet or not run.main or None)
     last_good, stopped_early = start_step, ""
@@ -88,10 +98,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
             step = run.schedule.epoch_end(epoch)
             record = {**records.train_record(sums, epoch + 1, step, float(run.lr_schedule(step - 1)), train_seconds),
                       **evaluation, "seconds": time.perf_counter() - t0, "time": time.time()}
-            with jax.transfer_guard("allow"):  # checkpointing is a deliberate device->host copy
-                ckpt.save(step, state)
-            last_good = step
+            # The record is published before its checkpoint: a resume drops records past the step it
+            # restores, and rebuilds the log from the records saved with that checkpoint.
             writer.write(record)
+            with jax.transfer_guard("allow"):  # checkpointing is a deliberate device->host copy
+                ckpt.save(step, state, writer.records)
+            last_good = step
             bar.set_postfix(loss=f"{record['train_loss']:.3f}", acc=f"{record['train_acc']:.3f}",
                             test_acc=f"{record['test_acc']:.3f}", img_s=f"{record['images_per_second']:.0f}")
             stopped_early = records.early_stop_reason(config, record)
@@ -128,6 +140,7 @@ class _Run:
     abstract_variables: dict
     noise: noise_lib.LabelNoise | None
     noise_info: dict
+    identity: dict | None = None
     batch_fn: Callable | None = None
     optimizer: Any = None
     lr_schedule: Callable | None = None
@@ -187,11 +200,13 @@ def _get(config, dotted):
     return config
 
 
-def _restore_or_init(run: _Run, restart_schedule: bool) -> tuple[dict, int]:
-    """The newest valid checkpoint's state, or a fresh one; then config.json is written (only
-    now, so a refused extension leaves the run as it was)."""
+def _restore_or_init(run: _Run, restart_schedule: bool) -> tuple[dict, int, list[dict]]:
+    """(state, step, the metrics records saved with it) of the newest valid checkpoint, or a fresh
+    state; then config.json is written (only now, so a refused extension leaves the run as it was)."""
     config, schedule = run.config, run.schedule
-    start_step, restored = checkpoints.restore_latest_state(run.workdir, _abstract_state(run))
+    abstract_state = _abstract_state(run)
+    run.identity = checkpoints.identity(config.model, abstract_state)
+    start_step, restored, proven = checkpoints.restore_latest_state(run.workdir, abstract_state, config.model)
     if start_step > schedule.total_steps:
         raise ConfigError(f"{run.workdir} is already at step {start_step}, past the {schedule.total_steps} steps "
                           f"this config asks for; a run can be extended, not shortened.")
@@ -211,12 +226,13 @@ def _restore_or_init(run: _Run, restart_schedule: bool) -> tuple[dict, int]:
     if run.main:
         run.workdir.mkdir(parents=True, exist_ok=True)
         _write_config(config, run.workdir, run.log)
+        checkpoints.discard_unfinished(run.workdir)
         for path in checkpoints.set_aside_after(run.workdir, start_step):
             run.log(f"set aside the damaged checkpoint as {path}")
     if restored is not None:
-        return restored, start_step
+        return restored, start_step, proven
     _, variables = models.create_model(config, run.dataset.image_shape, run.dataset.num_classes, run.keys["init"])
-    return step_lib.init_state(variables, run.optimizer), 0
+    return step_lib.init_state(variables, run.optimizer), 0, []
 
 
 def _abstract_state(run: _Run) -> dict:
@@ -238,19 +254,27 @@ def _write_config(config: ml_collections.ConfigDict, workdir: Path, log) -> None
     config_lib.write_config(config, workdir)
 
 
-def _finished_summary(run: _Run, start_step: int) -> dict | None:
-    """summary.json when the run is already complete at `start_step` (else None)."""
+def _finished_summary(run: _Run, start_step: int, history: list[dict]) -> dict | None:
+    """summary.json's dict when the run is already complete at `start_step` (its duration done, or
+    its last record met the early-stopping rule), else None. A complete run whose summary.json is
+    missing (killed before writing it), stale or damaged gets it rebuilt from `history`."""
+    if not start_step or not history or history[-1]["step"] != start_step:
+        return None
+    stopped_early = records.early_stop_reason(run.config, history[-1])
+    if start_step < run.schedule.total_steps and not stopped_early:
+        return None
     path = run.workdir / "summary.json"
-    if not start_step or not path.exists():
-        return None
-    summary = io.read_json(path)
-    if summary.get("last_step") != start_step:
-        return None
-    return summary if start_step >= run.schedule.total_steps or summary.get("stopped_early") else None
-
-
-def _read_records(run: _Run) -> list[dict]:
-    return io.read_jsonl(run.workdir / "metrics.jsonl")
+    if path.exists():
+        try:
+            summary = io.read_json(path)
+            if summary.get("last_step") == start_step:
+                return summary
+        except DamagedFile as e:
+            run.log(f"{path} is damaged ({e.problem}); rebuilding it from metrics.jsonl.")
+    summary = records.run_summary(run.config, history, run.schedule.total_steps, run.noise_info, stopped_early)
+    if run.main:
+        io.write_json(path, summary)
+    return summary
 
 
 def _check_finite(sums: dict, epoch: int, workdir: Path, last_good: int) -> None:
