@@ -25,7 +25,7 @@ from spectral_jax.report import write_report, write_sweep_report
 from spectral_jax.spectral.series import analyze_root, analyze_run, read_summary
 from spectral_jax.sweep import Options, run_sweep
 from spectral_jax.sweep.executors import EXECUTORS
-from spectral_jax.train import train_and_evaluate
+from spectral_jax.train import member_runs, train_and_evaluate, train_runs
 
 DEMO_CONFIG = "configs/demo.py"
 
@@ -48,7 +48,10 @@ def cmd_train(args, overrides) -> None:
         raise ConfigError(f"{args.workdir} holds no run (no config.json) to resume: give --config=configs/FILE.py.")
     config = load_config(args.config, overrides, args.workdir)  # a bad config fails before joining the cluster
     parallel.initialize_distributed(args.coordinator, args.num_processes, args.process_id)
-    train_and_evaluate(config, args.workdir, restart_schedule=args.restart_schedule)
+    if config.ensemble > 1:  # members in WORKDIR/<key>_<value>/, trained in one program
+        train_runs(*member_runs(config, args.workdir), restart_schedule=args.restart_schedule)
+    else:
+        train_and_evaluate(config, args.workdir, restart_schedule=args.restart_schedule)
 
 
 def cmd_analyze(args, overrides) -> None:

@@ -24,6 +24,9 @@ from spectral_jax import data, io, models
 from spectral_jax.data.noise import FREQUENCY_UNITS, NOISE_TYPES
 from spectral_jax.errors import ConfigError, DamagedFile, did_you_mean
 
+# Keys in which the members of an ensemble (runs trained together in one program, jax.vmap
+# over their states) may differ: they change numbers, not shapes or code paths.
+ENSEMBLE_KEYS = ("seed", "lr", "weight_decay", "label_smoothing")
 CONFIGS_PACKAGE = "spectral_jax.configs"  # the top-level configs/ folder, installed with the package
 CONFIG_ARGS = ("cpu", "smoke")  # the laptop-sized variants every experiment config offers
 
@@ -58,6 +61,9 @@ FIELDS: tuple[tuple[str, Any, str], ...] = (
     ("weight_decay", 5e-4, "coupled L2: wd * 0.5 * sum of squares of every parameter, added to the loss"),
     ("grad_clip_norm", 5.0, "clip gradients to this global norm; 0 = off"),
     ("seed", 0, "initialization, data order (seed, epoch) and randomness (seed, step)"),
+    ("ensemble", 1, "members trained together in one program (jax.vmap), each in WORKDIR/<key>_<value>/"),
+    ("ensemble_key", "seed", "what differs between members: seed, lr, weight_decay or label_smoothing"),
+    ("ensemble_values", (), "the members' values of ensemble_key; () with seed = seed, seed+1, ..."),
     # Regularization and intervention variants (docs/methods.md §4, §6, E9); all off by default.
     ("label_smoothing", 0.0, "uniform smoothing of the training targets"),
     ("teacher_workdir", "", "self-distillation from this run directory's newest checkpoint"),
@@ -359,6 +365,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
             raise ConfigError(f"Config key {key!r} must be a finite number >= 0, got {config[key]!r}.")
     for key in ("label_smoothing", "distillation_alpha"):
         _number_in(key, config[key], 0.0, 1.0)
+    _validate_ensemble(config)
     if config.teacher_workdir and not is_run_dir(config.teacher_workdir):
         raise ConfigError(f"teacher_workdir {config.teacher_workdir!r} is not a run directory (no config.json).")
     _validate_noise(config.noise)
@@ -367,6 +374,19 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _validate_augment(config.augment)
     validate_analysis(config.analysis)
     _validate_wrn(config.wrn)
+
+
+def _validate_ensemble(config: ml_collections.ConfigDict) -> None:
+    _positive("ensemble", config.ensemble)
+    _choice("ensemble_key", config.ensemble_key, ENSEMBLE_KEYS)
+    values = tuple(config.ensemble_values)
+    if values and len(values) != config.ensemble:
+        raise ConfigError(f"ensemble_values has {len(values)} values for ensemble={config.ensemble} members.")
+    if config.ensemble > 1 and not values and config.ensemble_key != "seed":
+        raise ConfigError(f"ensemble_key={config.ensemble_key!r} needs --config.ensemble_values=(v1, v2, ...), "
+                          f"one per member.")
+    if len(set(values)) != len(values):
+        raise ConfigError(f"ensemble_values repeats a value: {values}; each member needs its own.")
 
 
 def validate_analysis(a: ml_collections.ConfigDict) -> None:

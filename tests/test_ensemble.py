@@ -1,8 +1,11 @@
 """Ensembles in one program: K members under jax.vmap equal K separate trainings."""
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from spectral_jax import models
 from spectral_jax.train import optimizer as optimizer_lib
@@ -49,3 +52,74 @@ def test_vmapped_steps_equal_separate_steps(digits, smoke_config):
         got = jax.tree.map(lambda x: x[i], (state, metrics))
         jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6), got, (w_state, w_metrics))
     assert not np.allclose(state["params"]["head"]["kernel"][0], state["params"]["head"]["kernel"][1])
+
+
+def final_params(workdir, config):
+    from spectral_jax.train import checkpoints
+
+    step = checkpoints.valid_steps(workdir)[-1]
+    return step, checkpoints.restore_variables(workdir, step, models.create_model(config, (8, 8, 1), 10)[1])
+
+
+def test_ensemble_members_write_the_runs_they_would_write_alone(tmp_path, smoke_config, trained_run, capsys):
+    """Member `seed_0` of `--config.ensemble_key=lr` equals the same run trained alone (the
+    `trained_run` fixture); member `lr_0.2` follows its own learning rate. Killed between the
+    members' saves, the ensemble resumes from their common step and ends the same."""
+    import shutil
+
+    from spectral_jax import cli, io
+
+    w = tmp_path / "ens"
+    args = ["train", "--config=configs/demo.py:smoke", "--config.ensemble=2", "--config.ensemble_key=lr",
+            "--config.ensemble_values=(0.05, 0.2)", "--workdir", str(w)]
+    assert cli.main(args) == 0
+    assert sorted(p.name for p in w.iterdir()) == ["lr_0.05", "lr_0.2"]
+    alone = io.read_json(trained_run / "config.json")
+    assert io.read_json(w / "lr_0.05" / "config.json") == alone  # the same run, to the byte of its config
+    assert io.read_json(w / "lr_0.2" / "config.json") == {**alone, "lr": 0.2}
+    step, want = final_params(trained_run, smoke_config)
+    got_step, got = final_params(w / "lr_0.05", smoke_config)
+    assert got_step == step == 88
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5), got, want)
+    logged = [r["lr"] for r in io.read_jsonl(w / "lr_0.2" / "metrics.jsonl")]
+    assert logged == pytest.approx([0.1 * (1 + math.cos(math.pi * 44 / 88)), 0.0], abs=1e-7)
+    _, fast = final_params(w / "lr_0.2", smoke_config)
+    assert not np.allclose(fast["params"]["head"]["kernel"], got["params"]["head"]["kernel"])
+
+    # Killed after member lr_0.05 saved epoch 2 but before lr_0.2 did.
+    shutil.rmtree(w / "lr_0.2" / "checkpoints" / "88")
+    (w / "lr_0.2" / "summary.json").unlink()
+    (w / "lr_0.05" / "summary.json").unlink()
+    capsys.readouterr()
+    assert cli.main(args) == 0
+    assert "resuming from step 44" in capsys.readouterr().out
+    _, again = final_params(w / "lr_0.05", smoke_config)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7), again, got)
+    assert [r["epoch"] for r in io.read_jsonl(w / "lr_0.2" / "metrics.jsonl")] == [1, 2]
+
+
+@pytest.mark.parametrize("override, message", [
+    ("--config.ckpt_keep=1", "at least 2 checkpoints"),
+    ("--config.max_accuracy=0.9", "Early stopping"),
+    ("--config.ensemble_key=epochs", "valid choices: seed, lr, weight_decay, label_smoothing"),
+    ("--config.ensemble_values=(1, 2, 3)", "3 values for ensemble=2"),
+])
+def test_what_cannot_be_an_ensemble_is_refused_before_anything_is_written(tmp_path, override, message, capsys):
+    from spectral_jax import cli
+
+    assert cli.main(["train", "--config=configs/demo.py:smoke", "--config.ensemble=2", override,
+                     "--workdir", str(tmp_path / "w")]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "w").exists()
+
+
+def test_members_may_differ_only_in_ensemble_keys(tmp_path, smoke_config):
+    from spectral_jax.errors import ConfigError
+    from spectral_jax.train import train_runs
+
+    other = smoke_config.copy_and_resolve_references()
+    other.model = "mlp"
+    with pytest.raises(ConfigError, match="these differ too: model"):
+        train_runs([smoke_config, other], [tmp_path / "a", tmp_path / "b"])
+    with pytest.raises(ConfigError, match="a run directory of its own"):
+        train_runs([smoke_config, smoke_config], [tmp_path / "a", tmp_path / "a"])

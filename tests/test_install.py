@@ -40,3 +40,13 @@ def test_wheel_install_runs_the_demo_from_another_directory(tmp_path):
     assert "demo finished" in out
     assert (elsewhere / "w" / "report" / "spectra.png").exists()
     assert (elsewhere / "w" / "analysis" / "interpolation" / "summary.csv").exists()
+
+
+def test_every_package_is_listed_for_the_wheel():
+    import tomllib
+
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(REPO).parts) for p in (REPO / "spectral_jax").rglob("__init__.py")}
+    found |= {"spectral_jax.configs" + "".join("." + q for q in p.parent.relative_to(REPO / "configs").parts)
+              for p in (REPO / "configs").rglob("__init__.py")}
+    assert listed == found

@@ -197,12 +197,12 @@ def _restore_state(workdir, step, abstract_state, model) -> tuple[dict[str, Any]
     return {**got["variables"], **got["train"]}, list(saved.get("records", []))
 
 
-def restore_latest_state(workdir: str | Path, abstract_state: dict[str, Any],
-                         model: str | None = None) -> tuple[int, dict[str, Any] | None, list[dict]]:
-    """(step, state, records) of the newest checkpoint that restores; damaged ones are skipped
-    with a warning naming them. (0, None, []) when there is none. A checkpoint of another model
-    is an error, not damage."""
-    for step in reversed(valid_steps(workdir)):
+def restore_latest_state(workdir: str | Path, abstract_state: dict[str, Any], model: str | None = None,
+                         at_most: int | None = None) -> tuple[int, dict[str, Any] | None, list[dict]]:
+    """(step, state, records) of the newest checkpoint (at step `at_most` or before) that
+    restores; damaged ones are skipped with a warning naming them. (0, None, []) when there is
+    none. A checkpoint of another model is an error, not damage."""
+    for step in reversed([s for s in valid_steps(workdir) if at_most is None or s <= at_most]):
         try:
             return step, *_restore_state(workdir, step, abstract_state, model)
         except DamagedFile as e:

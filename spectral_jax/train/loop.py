@@ -14,13 +14,16 @@ multi-process run) owns a run directory at a time; a second one fails at once na
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import jax
+import jax.numpy as jnp
 import ml_collections
+import numpy as np
 from tqdm.auto import tqdm
 
 from spectral_jax import config as config_lib
@@ -29,7 +32,7 @@ from spectral_jax import io, models, parallel
 from spectral_jax.data import noise as noise_lib
 from spectral_jax.data.augment import make_augment_fn
 from spectral_jax.errors import ConfigError, DamagedFile
-from spectral_jax.train import checkpoints, distill, feeds, records
+from spectral_jax.train import checkpoints, distill, ensemble, feeds, records
 from spectral_jax.train import batch as batch_lib
 from spectral_jax.train import optimizer as optimizer_lib
 from spectral_jax.train import step as step_lib
@@ -47,81 +50,141 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, *
 
     `restart_schedule`: when extending a run, start a fresh cosine cycle at the resumed step
     instead of following one cosine over the whole new duration."""
-    run = _setup(config, Path(workdir), quiet)
+    if config.get("ensemble", 1) > 1:
+        raise ConfigError(f"ensemble={config.ensemble} trains several runs: use "
+                          f"train_runs(*ensemble.member_runs(config, workdir)) (or spectral-jax train).")
+    return train_runs([config], [workdir], quiet=quiet, restart_schedule=restart_schedule)[0]
+
+
+def train_runs(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence[str | Path], *,
+               quiet: bool = False, restart_schedule: bool = False) -> list[dict]:
+    """Trains each config in its own run directory; several runs form an ensemble trained in one
+    program (`jax.vmap` over their states, see `ensemble.check_members`), each writing the same
+    files a separate run writes. Returns their summary.json dicts."""
+    if len(configs) != len(workdirs) or not configs:
+        raise ConfigError(f"train_runs needs one run directory per config, got {len(configs)} and {len(workdirs)}.")
+    if len(configs) > 1:
+        ensemble.check_members(configs, workdirs)
+    dataset = None
+    runs = []
+    for config, workdir in zip(configs, workdirs):
+        runs.append(_setup(config, Path(workdir), quiet, dataset))
+        dataset = runs[0].dataset  # members share one dataset, opened once
     # One trainer per run directory, taken before anything is written (docs/run_directory.md).
-    with io.RunLock(run.workdir, "train", enabled=run.main):
-        return _train(run, restart_schedule)
+    with contextlib.ExitStack() as locks:
+        for run in runs:
+            locks.enter_context(io.RunLock(run.workdir, "train", enabled=run.main))
+        return _train(runs, restart_schedule)
 
 
-def _train(run: _Run, restart_schedule: bool) -> dict:
-    config = run.config
-    if run.noise_info:
-        run.log(f"noise {config.noise.type}: std of g(x) over the training set {run.noise_info['noise_feature_std']:.4g}; "
-                f"frequency {run.noise_info['noise_frequency_absolute']:.4g} cycles per unit of g")
-    state, start_step, proven = _restore_or_init(run, restart_schedule)
-    history = MetricsWriter.recover(run.workdir, start_step, proven, enabled=run.main, log=run.log)
-    summary = _finished_summary(run, start_step, history)
-    if summary is not None:
-        run.log(f"{run.workdir}: already finished (step {start_step}); nothing to do.")
-        return summary
+def _train(runs: list[_Run], restart_schedule: bool) -> list[dict]:
+    lead, config = runs[0], runs[0].config
+    members = len(runs) if len(runs) > 1 else 0  # 0: a single run, no member axis
+    if lead.noise_info:
+        lead.log(f"noise {config.noise.type}: std of g(x) over the training set "
+                 f"{lead.noise_info['noise_feature_std']:.4g}; frequency "
+                 f"{lead.noise_info['noise_frequency_absolute']:.4g} cycles per unit of g")
+    states, start_step, histories = _restore_or_init(runs, restart_schedule)
+    summaries = [_finished_summary(run, start_step, history) for run, history in zip(runs, histories)]
+    if all(s is not None for s in summaries):
+        for run in runs:
+            run.log(f"{run.workdir}: already finished (step {start_step}); nothing to do.")
+        return summaries
     if start_step:
-        run.log(f"{run.workdir}: resuming from step {start_step} (epoch {start_step // run.schedule.steps_per_epoch}).")
+        for run in runs:
+            run.log(f"{run.workdir}: resuming from step {start_step} "
+                    f"(epoch {start_step // run.schedule.steps_per_epoch}).")
 
-    mesh = parallel.make_mesh()
-    feed = feeds.make_feed(run.dataset, run.model, config, run.schedule, mesh, run.batch_fn, run.noise,
-                           run.keys["data"])
-    state = parallel.put_replicated(state, mesh)
-    aux = {"hyper": step_lib.hyperparameters(config), **({"teacher": run.teacher[1]} if run.teacher else {})}
-    aux = parallel.put_replicated(aux, mesh)
-    step_key = parallel.put_replicated(run.keys["step"], mesh)
-    new_metrics = jax.jit(step_lib.zero_metrics, out_shardings=parallel.replicated(mesh))
-    ckpt = checkpoints.Checkpointer(run.workdir, keep=config.ckpt_keep,
-                                    permanent_every=config.ckpt_every_epochs * run.schedule.steps_per_epoch,
-                                    identity=run.identity)
-    writer = MetricsWriter(run.workdir, history, enabled=run.main)
-    bar = tqdm(total=run.schedule.total_steps, initial=start_step, unit="step", dynamic_ncols=True, leave=False,
-               disable=run.quiet or not run.main or None)
+    mesh, schedule = parallel.make_mesh(), lead.schedule
+    feed = feeds.make_feed(lead.dataset, lead.model, config, schedule, mesh, lead.batch_fn, lead.noise,
+                           _stack([run.keys["data"] for run in runs], members), members)
+    state = parallel.put_replicated(_stack(states, members), mesh)
+    hyper = _stack([step_lib.hyperparameters(run.config) for run in runs], members)
+    aux = parallel.put_replicated({"hyper": hyper, **({"teacher": lead.teacher[1]} if lead.teacher else {})}, mesh)
+    step_key = parallel.put_replicated(_stack([run.keys["step"] for run in runs], members), mesh)
+    def zero():
+        sums = step_lib.zero_metrics()
+        return jax.tree.map(lambda x: jnp.broadcast_to(x, (members, *x.shape)), sums) if members else sums
+
+    new_metrics = jax.jit(zero, out_shardings=parallel.replicated(mesh))
+    ckpts = [checkpoints.Checkpointer(run.workdir, keep=run.config.ckpt_keep,
+                                      permanent_every=run.config.ckpt_every_epochs * schedule.steps_per_epoch,
+                                      identity=run.identity) for run in runs]
+    writers = [MetricsWriter(run.workdir, history, enabled=run.main) for run, history in zip(runs, histories)]
+    bar = tqdm(total=schedule.total_steps, initial=start_step, unit="step", dynamic_ncols=True, leave=False,
+               disable=lead.quiet or not lead.main or None)
     last_good, stopped_early = start_step, ""
     try:
-        for epoch in range(start_step // run.schedule.steps_per_epoch, run.schedule.epochs):
+        for epoch in range(start_step // schedule.steps_per_epoch, schedule.epochs):
             t0 = time.perf_counter()
-            bar.set_description(f"epoch {epoch + 1}/{run.schedule.epochs}")
+            bar.set_description(f"epoch {epoch + 1}/{schedule.epochs}")
             # The epoch runs with implicit transfers disallowed: the steps take everything from
             # the devices, and results come back only through explicit copies (parallel.to_host).
             with jax.transfer_guard("disallow"):
-                state, sums = feed.run_epoch(state, new_metrics(), epoch, run.schedule.epoch_steps(epoch), step_key,
-                                             aux, lambda: bar.update(1))
+                state, sums = feed.run_epoch(state, new_metrics(), epoch, schedule.epoch_steps(epoch), step_key, aux,
+                                             lambda: bar.update(1))
                 sums = parallel.to_host(sums)
                 train_seconds = time.perf_counter() - t0
-                _check_finite(sums, epoch, run.workdir, last_good)
+                for i, run in enumerate(runs):
+                    _check_finite(_member(sums, i, members), epoch, run.workdir, last_good)
                 evaluation = _evaluate(feed, {"params": state["params"], "batch_stats": state["batch_stats"]})
-            step = run.schedule.epoch_end(epoch)
-            record = {**records.train_record(sums, epoch + 1, step, float(run.lr_schedule(step - 1)), train_seconds),
-                      **evaluation, "seconds": time.perf_counter() - t0, "time": time.time()}
-            # The record is published before its checkpoint: a resume drops records past the step it
-            # restores, and rebuilds the log from the records saved with that checkpoint.
-            writer.write(record)
-            with jax.transfer_guard("allow"):  # checkpointing is a deliberate device->host copy
-                ckpt.save(step, state, writer.records)
+                host_state = parallel.to_host(state) if members else state  # one copy for every member
+            step = schedule.epoch_end(epoch)
+            for i, (run, writer, ckpt) in enumerate(zip(runs, writers, ckpts)):
+                record = {**records.train_record(_member(sums, i, members), epoch + 1, step,
+                                                 float(run.lr_schedule(step - 1)), train_seconds),
+                          **_eval_record(_member(evaluation, i, members), "extra" in feed.splits),
+                          "seconds": time.perf_counter() - t0, "time": time.time()}
+                # The record is published before its checkpoint: a resume drops records past the
+                # step it restores, and rebuilds the log from the records saved with that checkpoint.
+                writer.write(record)
+                with jax.transfer_guard("allow"):  # checkpointing is a deliberate device->host copy
+                    ckpt.save(step, _member(host_state, i, members), writer.records)
             last_good = step
             bar.set_postfix(loss=f"{record['train_loss']:.3f}", acc=f"{record['train_acc']:.3f}",
                             test_acc=f"{record['test_acc']:.3f}", img_s=f"{record['images_per_second']:.0f}")
-            stopped_early = records.early_stop_reason(config, record)
+            stopped_early = records.early_stop_reason(config, record)  # off for ensembles (check_members)
             if stopped_early:
-                run.log(f"stopping early after epoch {epoch + 1}: {stopped_early}")
+                lead.log(f"stopping early after epoch {epoch + 1}: {stopped_early}")
                 break
-        ckpt.wait()
+        for ckpt in ckpts:
+            ckpt.wait()
     finally:
         bar.close()
-        ckpt.close()
-        writer.close()
+        for ckpt, writer in zip(ckpts, writers):
+            ckpt.close()
+            writer.close()
 
-    summary = records.run_summary(config, writer.records, run.schedule.total_steps, run.noise_info, stopped_early)
-    if run.main:
-        io.write_json(run.workdir / "summary.json", summary)
-    run.log(f"{run.workdir}: trained to step {summary['last_step']}; test accuracy {summary['final_test_acc']:.4f}"
-            + (f"; largest eps {summary['max_epsilon']:.3f}" if "max_epsilon" in summary else "") + ".")
-    return summary
+    summaries = []
+    for run, writer in zip(runs, writers):
+        summary = records.run_summary(run.config, writer.records, schedule.total_steps, run.noise_info, stopped_early)
+        if run.main:
+            io.write_json(run.workdir / "summary.json", summary)
+        run.log(f"{run.workdir}: trained to step {summary['last_step']}; test accuracy "
+                f"{summary['final_test_acc']:.4f}"
+                + (f"; largest eps {summary['max_epsilon']:.3f}" if "max_epsilon" in summary else "") + ".")
+        summaries.append(summary)
+    return summaries
+
+
+def _stack(trees: list, members: int):
+    """The members' host pytrees stacked on a leading axis (PRNG keys too); a single run's tree
+    as it is."""
+    if not members:
+        return trees[0]
+
+    def stack(*xs):
+        if isinstance(xs[0], jax.Array) and jax.dtypes.issubdtype(xs[0].dtype, jax.dtypes.prng_key):
+            data = np.stack([np.asarray(jax.random.key_data(x)) for x in xs])
+            return jax.random.wrap_key_data(data, impl=jax.random.key_impl(xs[0]))
+        return np.stack([np.asarray(x) for x in xs])
+
+    return jax.tree.map(stack, *trees)
+
+
+def _member(tree, i: int, members: int):
+    """Member i's part of a host tree with a leading member axis (a single run's tree as it is)."""
+    return jax.tree.map(lambda x: x[i], tree) if members else tree
 
 
 @dataclasses.dataclass
@@ -150,10 +213,11 @@ class _Run:
             print(*args)
 
 
-def _setup(config: ml_collections.ConfigDict, workdir: Path, quiet: bool) -> _Run:
-    """Every check that can fail on bad input, before the workdir is touched or anything compiled."""
+def _setup(config: ml_collections.ConfigDict, workdir: Path, quiet: bool, dataset=None) -> _Run:
+    """Every check that can fail on bad input, before the workdir is touched or anything compiled
+    (`dataset`: already opened for this config, e.g. by another member of an ensemble)."""
     config_lib.validate(config)
-    dataset = data_lib.open_dataset(config)
+    dataset = dataset or data_lib.open_dataset(config)
     if dataset.streamed and config.noise.type != "none":
         raise ConfigError(f"{config.dataset} is streamed: noise fitting (noise.type) needs an in-memory "
                           f"dataset, since it evaluates the whole training set every epoch.")
@@ -200,39 +264,54 @@ def _get(config, dotted):
     return config
 
 
-def _restore_or_init(run: _Run, restart_schedule: bool) -> tuple[dict, int, list[dict]]:
-    """(state, step, the metrics records saved with it) of the newest valid checkpoint, or a fresh
-    state; then config.json is written (only now, so a refused extension leaves the run as it was)."""
-    config, schedule = run.config, run.schedule
-    abstract_state = _abstract_state(run)
-    run.identity = checkpoints.identity(config.model, abstract_state)
-    start_step, restored, proven = checkpoints.restore_latest_state(run.workdir, abstract_state, config.model)
+def _restore_or_init(runs: list[_Run], restart_schedule: bool) -> tuple[list[dict], int, list[list[dict]]]:
+    """(states, step, metrics histories) of the newest checkpoint every run has, or fresh states;
+    then config.json is written (only now, so a refused extension leaves a run as it was). Members
+    of an ensemble killed between their saves resume together from their newest common step."""
+    schedule = runs[0].schedule
+    abstract = [_abstract_state(run) for run in runs]
+    for run, a in zip(runs, abstract):
+        run.identity = checkpoints.identity(run.config.model, a)
+    at_most = None
+    while True:
+        restored = [checkpoints.restore_latest_state(run.workdir, a, run.config.model, at_most)
+                    for run, a in zip(runs, abstract)]
+        start_step = min(step for step, _, _ in restored)
+        if all(step == start_step for step, _, _ in restored):
+            break
+        at_most = start_step
     if start_step > schedule.total_steps:
-        raise ConfigError(f"{run.workdir} is already at step {start_step}, past the {schedule.total_steps} steps "
+        raise ConfigError(f"{runs[0].workdir} is already at step {start_step}, past the {schedule.total_steps} steps "
                           f"this config asks for; a run can be extended, not shortened.")
     if start_step % schedule.steps_per_epoch and start_step != schedule.total_steps:
         raise ConfigError(f"Checkpoint step {start_step} is not at an epoch boundary "
                           f"({schedule.steps_per_epoch} steps per epoch): was the config changed?")
-    if restart_schedule:
-        if start_step == 0 or start_step >= schedule.total_steps:
-            raise ConfigError("--restart_schedule starts a new cosine cycle where a run is extended: give a longer "
-                              "duration (--config.epochs=N) for a run that has trained some steps.")
-        config.schedule_restart_step = start_step
-    run.optimizer, run.lr_schedule = optimizer_lib.make_optimizer(config, schedule.total_steps)
-    augment = make_augment_fn(config, run.dataset.image_shape, run.dataset.num_classes, run.dataset.mean,
-                              run.dataset.std)
-    run.batch_fn = batch_lib.make_batch_fn(config, run.dataset.num_classes, augment=augment, noise=run.noise,
-                                           teacher=run.teacher[0] if run.teacher else None)
-    if run.main:
-        run.workdir.mkdir(parents=True, exist_ok=True)
-        _write_config(config, run.workdir, run.log)
-        checkpoints.discard_unfinished(run.workdir)
-        for path in checkpoints.set_aside_after(run.workdir, start_step):
-            run.log(f"set aside the damaged checkpoint as {path}")
-    if restored is not None:
-        return restored, start_step, proven
-    _, variables = models.create_model(config, run.dataset.image_shape, run.dataset.num_classes, run.keys["init"])
-    return step_lib.init_state(variables, run.optimizer), 0, []
+    if restart_schedule and (start_step == 0 or start_step >= schedule.total_steps):
+        raise ConfigError("--restart_schedule starts a new cosine cycle where a run is extended: give a longer "
+                          "duration (--config.epochs=N) for a run that has trained some steps.")
+    states, histories = [], []
+    for run, (_, state, proven) in zip(runs, restored):
+        config = run.config
+        if restart_schedule:
+            config.schedule_restart_step = start_step
+        run.optimizer, run.lr_schedule = optimizer_lib.make_optimizer(config, schedule.total_steps)
+        augment = make_augment_fn(config, run.dataset.image_shape, run.dataset.num_classes, run.dataset.mean,
+                                  run.dataset.std)
+        run.batch_fn = batch_lib.make_batch_fn(config, run.dataset.num_classes, augment=augment, noise=run.noise,
+                                               teacher=run.teacher[0] if run.teacher else None)
+        if run.main:
+            run.workdir.mkdir(parents=True, exist_ok=True)
+            _write_config(config, run.workdir, run.log)
+            checkpoints.discard_unfinished(run.workdir)
+            for path in checkpoints.set_aside_after(run.workdir, start_step):
+                run.log(f"set aside the checkpoint past the resumed step as {path}")
+        if state is None:
+            _, variables = models.create_model(config, run.dataset.image_shape, run.dataset.num_classes,
+                                               run.keys["init"])
+            state = step_lib.init_state(variables, run.optimizer)
+        states.append(state)
+        histories.append(MetricsWriter.recover(run.workdir, start_step, proven, enabled=run.main, log=run.log))
+    return states, start_step, histories
 
 
 def _abstract_state(run: _Run) -> dict:
@@ -284,14 +363,26 @@ def _check_finite(sums: dict, epoch: int, workdir: Path, last_good: int) -> None
             f"The last good checkpoint is kept: {checkpoints.checkpoint_dir(workdir)}/{last_good or '(none)'}.")
 
 
-def _evaluate(feed, variables) -> dict:
-    """The evaluation part of an epoch's record: test accuracy and loss (with noise fitting on a
-    noise run), training-set noise fitting, and the extra split's accuracy (CIFAR-10.1)."""
-    out = records.eval_record(feed.evaluate(variables, "test"), "test", noise_prefix="")
+def _evaluate(feed, variables) -> dict[str, dict]:
+    """The evaluation sums of an epoch (host numbers, a leading member axis for ensembles): the
+    test split (with noise fitting on a noise run), the training set on a noise run, and the
+    extra split (CIFAR-10.1) without noise."""
+    sums = {"test": feed.evaluate(variables, "test")}
     if feed.noise_active:
-        out.update(records.eval_record(feed.evaluate(variables, "train"), "train_eval", noise_prefix="train_"))
+        sums["train"] = feed.evaluate(variables, "train")
     if "extra" in feed.splits:
-        out.update(records.eval_record(feed.evaluate(variables, "extra", with_noise=False), "extra"))
+        sums["extra"] = feed.evaluate(variables, "extra", with_noise=False)
+    return sums
+
+
+def _eval_record(sums: dict[str, dict], extra: bool) -> dict:
+    """The evaluation part of one run's record: test accuracy and loss (and noise fitting),
+    training-set noise fitting, the extra split's accuracy and the effective robustness."""
+    out = records.eval_record(sums["test"], "test", noise_prefix="")
+    if "train" in sums:
+        out.update(records.eval_record(sums["train"], "train_eval", noise_prefix="train_"))
+    if extra:
+        out.update(records.eval_record(sums["extra"], "extra"))
         out["effective_robustness"] = records.effective_robustness(out["extra_acc"], out["test_acc"])
     return out
 
