@@ -213,7 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max_parallel", type=int, default=0,
                    help="local: jobs at once (default: one per GPU; without GPUs one per 8 CPU cores, at least 1)")
     p.add_argument("--group_size", type=int, default=1,
-                   help="runs of a small model that differ only in seed/lr/weight_decay share one job, up to this many")
+                   help="runs of a small model that differ only in seed/lr/weight_decay/label_smoothing train as one "
+                        "ensemble (one program, jax.vmap), up to this many per job")
     p.add_argument("--time", type=int, default=0, help="time limit per job in minutes (default: local a week, "
                                                        "slurm 24 h)")
     g = p.add_argument_group("slurm")

@@ -365,7 +365,7 @@ def test_damaged_checkpoint_is_named_by_analyze_and_set_aside_by_train(tmp_path,
     assert code == 2 and err.startswith("spectral-jax analyze: error: ") and "\n" not in err, err
     assert "checkpoints/88 is damaged: it does not restore" in err and "Training skips it" in err
     out = spectral_jax("train", "--workdir", w).wait()  # no earlier checkpoint: it trains again from step 0
-    assert "Skipping damaged checkpoint" in out and "set aside the damaged checkpoint as" in out
+    assert "Skipping damaged checkpoint" in out and "set aside the checkpoint past the step the run resumes from as" in out
     assert (checkpoints.checkpoint_dir(w) / "damaged_88_0").is_dir()  # set aside by the trainer, not deleted
     shutil.rmtree(checkpoints.checkpoint_dir(w) / "damaged_88_0")
     assert_same_run(w, reference)

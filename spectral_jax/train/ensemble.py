@@ -4,8 +4,9 @@ Members share the data (on the devices once), the model and every setting except
 `config.ENSEMBLE_KEYS` (seed, lr, weight_decay, label_smoothing): those reach the train step as
 arrays (`step.hyperparameters`), so a member's numbers equal those of the same run trained
 alone, up to float rounding. Each member writes its own run directory, with the same files a
-separate run writes. `loop.train_runs(configs, workdirs)` trains them; this module checks that
-a list of runs can be an ensemble and expands `--config.ensemble=K` into members.
+separate run writes. `loop.train_runs(configs, workdirs)` trains them (members stopped between
+their saves resume together: the ones behind catch up first); this module checks that a list
+of runs can be an ensemble and expands `--config.ensemble=K` into members.
 """
 
 from __future__ import annotations
@@ -38,9 +39,6 @@ def check_members(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequen
     if first.max_accuracy or first.min_loss:
         raise ConfigError("Early stopping (max_accuracy, min_loss) stops runs one by one; an ensemble trains its "
                           "members in lockstep: train them separately.")
-    if first.ckpt_keep == 1:
-        raise ConfigError("An ensemble keeps at least 2 checkpoints per member (ckpt_keep >= 2, or 0 for all), so "
-                          "that members stopped between their saves can resume from a common step.")
 
 
 def member_runs(config: ml_collections.ConfigDict, workdir: str | Path

@@ -74,10 +74,17 @@ def train_runs(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence[
     with contextlib.ExitStack() as locks:
         for run in runs:
             locks.enter_context(io.RunLock(run.workdir, "train", enabled=run.main))
+        # Members stopped between their saves: the ones behind catch up first (their epochs are
+        # the same functions of (seed, step) whether trained alone or together).
+        newest = [max(checkpoints.valid_steps(run.workdir, warn=False), default=0) for run in runs]
+        if len(set(newest)) > 1:
+            _train([run for run, n in zip(runs, newest) if n < max(newest)], False, stop_at=max(newest))
         return _train(runs, restart_schedule)
 
 
-def _train(runs: list[_Run], restart_schedule: bool) -> list[dict]:
+def _train(runs: list[_Run], restart_schedule: bool, stop_at: int | None = None) -> list[dict]:
+    """Trains `runs` (one, or an ensemble) from their common newest checkpoint; with `stop_at`,
+    only up to that step (a catch-up: no summary is written)."""
     lead, config = runs[0], runs[0].config
     members = len(runs) if len(runs) > 1 else 0  # 0: a single run, no member axis
     if lead.noise_info:
@@ -86,7 +93,7 @@ def _train(runs: list[_Run], restart_schedule: bool) -> list[dict]:
                  f"{lead.noise_info['noise_frequency_absolute']:.4g} cycles per unit of g")
     states, start_step, histories = _restore_or_init(runs, restart_schedule)
     summaries = [_finished_summary(run, start_step, history) for run, history in zip(runs, histories)]
-    if all(s is not None for s in summaries):
+    if stop_at is None and all(s is not None for s in summaries):
         for run in runs:
             run.log(f"{run.workdir}: already finished (step {start_step}); nothing to do.")
         return summaries
@@ -147,6 +154,8 @@ def _train(runs: list[_Run], restart_schedule: bool) -> list[dict]:
             if stopped_early:
                 lead.log(f"stopping early after epoch {epoch + 1}: {stopped_early}")
                 break
+            if stop_at is not None and step >= stop_at:
+                break
         for ckpt in ckpts:
             ckpt.wait()
     finally:
@@ -154,6 +163,8 @@ def _train(runs: list[_Run], restart_schedule: bool) -> list[dict]:
         for ckpt, writer in zip(ckpts, writers):
             ckpt.close()
             writer.close()
+    if stop_at is not None:
+        return []
 
     summaries = []
     for run, writer in zip(runs, writers):
@@ -304,7 +315,7 @@ def _restore_or_init(runs: list[_Run], restart_schedule: bool) -> tuple[list[dic
             _write_config(config, run.workdir, run.log)
             checkpoints.discard_unfinished(run.workdir)
             for path in checkpoints.set_aside_after(run.workdir, start_step):
-                run.log(f"set aside the checkpoint past the resumed step as {path}")
+                run.log(f"set aside the checkpoint past the step the run resumes from as {path}")
         if state is None:
             _, variables = models.create_model(config, run.dataset.image_shape, run.dataset.num_classes,
                                                run.keys["init"])
