@@ -2,8 +2,10 @@
 
 Command:   spectral-jax demo            (or: spectral-jax train --config=configs/demo.py --workdir W)
 Hardware:  a laptop CPU (measured on 2 cores); no network, no accelerator.
-Time:      about 1-2 minutes for train + analyze + report on 2 CPU cores.
-Result:    final test accuracy ~0.97-0.99; within-class lines smoother than between-class ones.
+Time:      about 10 s for train + analyze + report on 2 CPU cores (measured: 9 s of compute, 11 s
+           wall clock with start-up).
+Result:    final test accuracy 0.983 (seed 0); as accuracy rises, between-class max_grad rises
+           0.54 -> 0.86 while within-class falls 0.081 -> 0.039.
 
 ARG "smoke": a few-second version for tests (2 epochs, few lines).
 """

@@ -502,7 +502,7 @@ class Schedule:
 
 
 def resolve_schedule(config: ml_collections.ConfigDict, num_train: int) -> Schedule:
-    """Steps per epoch drop the leftover examples (PAPER_SPEC §4); `steps` > 0 overrides `epochs`."""
+    """Steps per epoch drop the leftover examples (docs/methods.md §4); `steps` > 0 overrides `epochs`."""
     steps_per_epoch = num_train // config.batch_size
     if steps_per_epoch < 1:
         raise ConfigError(

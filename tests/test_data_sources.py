@@ -18,7 +18,7 @@ from spectral_jax.data import imagenet, prepare, splits, tfds_source
 from spectral_jax.data.dataset import Dataset, Split, channel_stats
 
 REPO = Path(__file__).resolve().parent.parent
-CIFAR10_MEAN = (0.49139968, 0.48215841, 0.44653091)  # PAPER_SPEC §1
+CIFAR10_MEAN = (0.49139968, 0.48215841, 0.44653091)  # docs/methods.md §1
 CIFAR10_STD = (0.24703223, 0.24348513, 0.26158784)
 
 

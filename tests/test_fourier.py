@@ -1,4 +1,4 @@
-"""Fourier basis and composite images: the unit-testable facts of PAPER_SPEC §2.4 and §9."""
+"""Fourier basis and composite images: the unit-testable facts of docs/methods.md §2.4 and §9."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""Pair selection (PAPER_SPEC §2.3): within pairs share a label, between pairs do not."""
+"""Pair selection (docs/methods.md §2.3): within pairs share a label, between pairs do not."""
 
 import numpy as np
 

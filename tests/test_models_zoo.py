@@ -1,4 +1,4 @@
-"""The model zoo (PAPER_SPEC §3): exact parameter counts, zero-initialized heads, Shake-Shake
+"""The model zoo (docs/methods.md §3): exact parameter counts, zero-initialized heads, Shake-Shake
 and ShakeDrop mixing (forward alpha, gradient beta, expectation in evaluation), a jitted
 train step per model, bfloat16 compute, input shapes, and the `spectral-jax models` table.
 
@@ -21,7 +21,7 @@ from spectral_jax import cli, models
 from spectral_jax.config import ConfigError, base_config, validate
 from spectral_jax.models import layers, norm, pyramidnet, shake, shake_shake, summary
 
-# PAPER_SPEC §3 (CIFAR-10: 32x32x3, 10 classes); resnet18 is the usual CIFAR ResNet-18 count.
+# docs/methods.md §3 (CIFAR-10: 32x32x3, 10 classes); resnet18 is the usual CIFAR ResNet-18 count.
 PAPER_PARAMS = {
     "wrn_32": 1_553_626,
     "wrn_160": 38_547_674,

@@ -1,4 +1,4 @@
-"""Label noise (PAPER_SPEC §2.1) and the noise-fitting evaluator (§2.2, §10)."""
+"""Label noise (docs/methods.md §2.1) and the noise-fitting evaluator (§2.2, §10)."""
 
 import math
 import types
@@ -166,7 +166,7 @@ def test_projection_directions_are_unit_and_from_the_fourier_tools(kind):
     if kind == "fourier":  # spatial frequency 2.0 -> diagonal index (17, 17)
         want = fourier.fourier_basis_image(17, 17, 32, 32, 3)
         np.testing.assert_allclose(d, want / np.linalg.norm(want), atol=1e-7)
-    if kind == "random":  # numpy seed 0, N(0, 1), reshaped HWC (PAPER_SPEC §2.1)
+    if kind == "random":  # numpy seed 0, N(0, 1), reshaped HWC (docs/methods.md §2.1)
         want = np.random.RandomState(0).normal(size=3072).reshape(32, 32, 3)
         np.testing.assert_allclose(d, want / np.linalg.norm(want), rtol=1e-5, atol=1e-7)
     noise = noise_lib.make_label_noise(noise_config(type=kind), (32, 32, 3), K)

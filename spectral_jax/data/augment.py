@@ -1,4 +1,4 @@
-"""On-device training augmentation (PAPER_SPEC §5): pure, jittable, keyed by explicit PRNG keys.
+"""On-device training augmentation (docs/methods.md §5): pure, jittable, keyed by explicit PRNG keys.
 
 `make_augment_fn(config, image_shape, num_classes, mean, std)` returns
 `augment(key, images, targets) -> (images, targets)` for a standardized float batch
@@ -43,7 +43,7 @@ _IMAGE_FREQ, _MIXUP, _POLICY, _CROP, _FLIP, _CUTOUT = range(6)
 def random_crop(key: jax.Array, images: jax.Array, padding: int = CROP_PADDING) -> jax.Array:
     """Zero-pad by `padding` (zero = the mean colour) and crop back to H×W at offsets drawn
     uniformly from {0, ..., 2·padding - 1} on each axis: the reference's range, which never
-    reaches 2·padding (PAPER_SPEC §5, §8 item 14)."""
+    reaches 2·padding (docs/methods.md §5, §8 item 14)."""
     b, h, w, c = images.shape
     offsets = jax.random.randint(key, (b, 2), 0, 2 * padding)
     padded = jnp.pad(images, ((0, 0), (padding, padding), (padding, padding), (0, 0)))

@@ -1,6 +1,6 @@
 """The AutoAugment CIFAR-10 policy (Cubuk et al. 2019) as data: 95 sub-policies of two
 (op name, probability, level) steps, and the 14 ops of the reference's RandAugment-style
-"random" policy (PAPER_SPEC §5).
+"random" policy (docs/methods.md §5).
 
 The sub-policies are the published lists exp0_0 ... exp2_7 (4 + 7 + 8 groups of 5), in their
 published order; levels are on the 0..10 scale that `image_ops.op_params` maps to parameters.

@@ -1,4 +1,4 @@
-"""Image-frequency tools (PAPER_SPEC §2.4): Fourier basis images, the diagonal
+"""Image-frequency tools (docs/methods.md §2.4): Fourier basis images, the diagonal
 spatial-frequency mapping, and the "f" / "1/f" composite images.
 
 Everything here is a small deterministic host-side constant (numpy, float64), built once per
@@ -50,7 +50,7 @@ def spatial_frequency_index(spatial_frequency: float, height: int = 32, width: i
     """The diagonal position (H//2 + m, W//2 + m), m = ⌊s/√2⌋, capped at the grid's last index.
 
     The direction is always diagonal, so its true radial frequency is m·√2, not s
-    (PAPER_SPEC §2.4, §8 item 5): 2.0 -> (17, 17), 8 -> (21, 21), 16 -> (27, 27) on 32×32.
+    (docs/methods.md §2.4, §8 item 5): 2.0 -> (17, 17), 8 -> (21, 21), 16 -> (27, 27) on 32×32.
     """
     if spatial_frequency < 0:
         raise ValueError(f"spatial_frequency must be >= 0, got {spatial_frequency}.")

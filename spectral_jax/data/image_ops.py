@@ -1,5 +1,5 @@
 """AutoAugment / RandAugment image ops in jax.numpy, with the semantics of the PIL calls the
-reference makes (PAPER_SPEC §5), for one image at a time (vmap over a batch).
+reference makes (docs/methods.md §5), for one image at a time (vmap over a batch).
 
 An image is `(pixels, valid)`: pixels float32 [H, W, C] holding integers 0..255 (C = 3, or 1
 for grayscale), and valid float32 [H, W] standing for PIL's alpha channel. Geometric ops and

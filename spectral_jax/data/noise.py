@@ -1,4 +1,4 @@
-"""Frequency-modulated label smoothing: the noise functions of noise fitting (PAPER_SPEC §2.1).
+"""Frequency-modulated label smoothing: the noise functions of noise fitting (docs/methods.md §2.1).
 
 Each example's label row y is smoothed with a strength that is a sinusoid of a scalar
 feature g(x) of its (augmented, standardized) image:

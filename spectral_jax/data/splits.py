@@ -1,4 +1,4 @@
-"""Train/validation split (PAPER_SPEC §4): a fixed seed-0 shuffle of the training split, the
+"""Train/validation split (docs/methods.md §4): a fixed seed-0 shuffle of the training split, the
 first `train_size` examples train, the rest become the `val` split.
 
 The shuffle is the reference's `np.random.seed(0); np.random.shuffle(arange(N))`, fixed across

@@ -6,7 +6,7 @@ run time; they are built once with `spectral-jax prepare NAME` (data/prepare.py)
 called with `download=False`: offline, a download attempt retries for minutes.
 
 CIFAR-10.1 is CIFAR-10's `extra` split, standardized with CIFAR-10's training statistics
-(PAPER_SPEC §2.3): the dataset `cifar10` includes it when it is prepared, and `cifar10_1` is the
+(docs/methods.md §2.3): the dataset `cifar10` includes it when it is prepared, and `cifar10_1` is the
 same dataset with CIFAR-10.1 required. Missing data is a `ConfigError` that names the dataset,
 the directory looked in and the command that prepares it.
 """
@@ -116,7 +116,7 @@ def read_split(source, num_classes: int) -> Split:
         raise ConfigError(f"{source!r}: labels outside 0..{num_classes - 1}.")
     if ids is not None:
         # tfds stores records shuffled by key; the zero-padded ids restore the file order
-        # that pair selection walks (PAPER_SPEC §2.3).
+        # that pair selection walks (docs/methods.md §2.3).
         order = np.argsort(np.array(ids), kind="stable")
         images, labels = images[order], labels[order]
     return Split(images, labels)

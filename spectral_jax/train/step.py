@@ -62,7 +62,7 @@ class DeviceSplit(NamedTuple):
 
 
 def l2_penalty(params) -> jax.Array:
-    """0.5 * sum of squares over every trainable parameter (coupled L2, PAPER_SPEC §4)."""
+    """0.5 * sum of squares over every trainable parameter (coupled L2, docs/methods.md §4)."""
     return 0.5 * sum(jnp.sum(jnp.square(p.astype(jnp.float32))) for p in jax.tree.leaves(params))
 
 
