@@ -48,6 +48,10 @@ class RunDirBusy(UserError):
     """Another live process owns this run directory (or its analysis/report folder)."""
 
 
+class TrainingDiverged(UserError, FloatingPointError):
+    """The training loss became NaN/Inf; the last good checkpoint is kept."""
+
+
 class OutOfDisk(UserError):
     """A write failed with ENOSPC/EDQUOT; what was complete before is kept."""
 

@@ -398,3 +398,11 @@ def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_p
     assert checkpoints.valid_steps(w) == [44]
     assert [r["epoch"] for r in io.read_jsonl(w / "metrics.jsonl")] == [1]
     assert not (w / "summary.json").exists()
+
+
+def test_results_get_the_permissions_the_umask_gives(tmp_path):
+    """Not mkstemp's 0600: on a shared cluster the rest of a group reads the results."""
+    io.write_json(tmp_path / "a.json", {"x": 1})
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o666 & ~umask == 0o644

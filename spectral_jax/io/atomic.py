@@ -24,6 +24,8 @@ from spectral_jax.io.faults import fault_point
 
 TEMP_MARK = ".tmp"  # temporary names: .NAME.<random>.tmp<suffix>
 _OUT_OF_SPACE = (errno.ENOSPC, errno.EDQUOT)
+_UMASK = os.umask(0o022)  # read once at import (setting it is process-wide), then put back
+os.umask(_UMASK)
 
 
 @contextlib.contextmanager
@@ -35,6 +37,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_MARK + path.suffix)
         os.close(fd)
         tmp = Path(name)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp's 0600 would hide results from the rest of a group
         yield tmp
         fsync_file(tmp)  # the data reaches the disk before the rename publishes it
         fault_point(str(path.absolute()))

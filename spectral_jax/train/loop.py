@@ -31,7 +31,7 @@ from spectral_jax import data as data_lib
 from spectral_jax import io, models, parallel
 from spectral_jax.data import noise as noise_lib
 from spectral_jax.data.augment import make_augment_fn
-from spectral_jax.errors import ConfigError, DamagedFile
+from spectral_jax.errors import ConfigError, DamagedFile, TrainingDiverged
 from spectral_jax.train import checkpoints, distill, ensemble, feeds, records
 from spectral_jax.train import batch as batch_lib
 from spectral_jax.train import optimizer as optimizer_lib
@@ -369,9 +369,11 @@ def _finished_summary(run: _Run, start_step: int, history: list[dict]) -> dict |
 
 def _check_finite(sums: dict, epoch: int, workdir: Path, last_good: int) -> None:
     if sums["nonfinite_step"] >= 0:
-        raise FloatingPointError(
+        raise TrainingDiverged(
             f"The training loss became NaN/Inf at step {int(sums['nonfinite_step'])} (epoch {epoch + 1}); stopping. "
-            f"The last good checkpoint is kept: {checkpoints.checkpoint_dir(workdir)}/{last_good or '(none)'}.")
+            f"The last good checkpoint is kept: {checkpoints.checkpoint_dir(workdir)}/{last_good or '(none)'}. "
+            f"Training is deterministic, so the same config diverges again: try a lower --config.lr or a "
+            f"smaller --config.grad_clip_norm in a new --workdir.")
 
 
 def _evaluate(feed, variables) -> dict[str, dict]:
