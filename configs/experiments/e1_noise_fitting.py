@@ -11,8 +11,8 @@ Result:    runs/e1/report/noise_fitting_vs_frequency.png: minimum noise fitting 
 
 ARG "cpu":   the same design on the embedded digits: cnn and mlp, radial and random noise at 0.5, 1, 2, 4, 8
              cycles per std of the noise feature, plus the uniform control: 22 runs of 20 epochs.
-             2 CPU cores (shared): sweep 317 s + report 3 s, rerun 2.8 s at a load average of 3-4
-             (554 s + 6 s, rerun 5.5 s at 8-11);
+             2 CPU cores: sweep 237 s + report 2.7 s, rerun 2.4 s on an idle machine (317 s + 3 s,
+             rerun 2.8 s at a load average of 3-4);
              the test-set minimum noise fitting is highest at 0.5 cycles per std, not monotone above.
 ARG "smoke": 2 runs (radial at 2 cycles per std and the uniform control), 2 epochs, for tests.
 """
