@@ -10,7 +10,6 @@ import sys
 import time
 
 import numpy as np
-import pytest
 
 from spectral_jax import cli, io
 from spectral_jax.config import load_run_config

@@ -1,7 +1,6 @@
 """The notebooks run top to bottom, headless (nbclient), and are stored without outputs."""
 
 import json
-import os
 from pathlib import Path
 
 import pytest

@@ -16,13 +16,14 @@ import math
 from pathlib import Path
 
 import numpy as np
-import scipy.stats  # installed with scikit-learn
 
 from spectral_jax import config as config_lib
 from spectral_jax import io
 from spectral_jax.data.noise import minimum_over_epochs
 from spectral_jax.errors import UserError
 from spectral_jax.spectral import series
+from spectral_jax.spectral.diversity import spearman
+from spectral_jax.spectral.results import standard_error
 
 SWEEP_FILE = "sweep.json"
 CLASS_DIVERSITY_CSV = Path("analysis") / "class_diversity" / "class_diversity.csv"
@@ -131,20 +132,13 @@ def _diversity_columns(workdir: Path) -> dict:
             for kind in ("pixel", "feature")}
 
 
-def spearman(a, b) -> float:
-    """Spearman's rank correlation (scipy's, ties averaged); nan with fewer than 3 points."""
-    if len(a) < 3:
-        return float("nan")
-    return float(scipy.stats.spearmanr(a, b).statistic)
-
-
 def mean_sem(values) -> tuple[float, float, int]:
     """(mean, standard error of the mean, count) over the finite values; sem 0 for one value."""
     v = np.asarray([x for x in values if x is not None and isinstance(x, (int, float)) and math.isfinite(x)],
                    np.float64)
     if len(v) == 0:
         return float("nan"), float("nan"), 0
-    return float(v.mean()), float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else 0.0, len(v)
+    return float(v.mean()), float(standard_error(v)), len(v)
 
 
 def config_columns(swept_keys: list[str]) -> list[str]:

@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 from spectral_jax import io
 from spectral_jax.spectral import spectrum
 from spectral_jax.spectral.lines import KINDS
+from spectral_jax.spectral.results import standard_error
 
 COLORS = {"within": "tab:blue", "between": "tab:red", "random": "tab:green", "fourier": "tab:purple",
           "f": "tab:orange", "1/f": "tab:brown", "gradient": "tab:pink", "custom": "tab:olive",
@@ -46,7 +47,7 @@ def plot_spectra(ax, arrays: dict[str, np.ndarray], title: str = "") -> None:
         sel = kind == k
         name = KINDS[int(k)]
         mean = power[sel].mean(0)
-        sem = power[sel].std(0, ddof=1) / np.sqrt(sel.sum()) if sel.sum() > 1 else np.zeros_like(mean)
+        sem = standard_error(power[sel])
         ax.plot(freq[1:], mean[1:], color=COLORS.get(name), label=f"{name} ({sel.sum()} lines)")
         ax.fill_between(freq[1:], np.maximum(mean - sem, 1e-30)[1:], (mean + sem)[1:], color=COLORS.get(name),
                         alpha=0.2)

@@ -59,16 +59,26 @@ def class_diversity(images_by_class: dict[int, np.ndarray],
     return out
 
 
+def _finite_pairs(x, y) -> tuple[np.ndarray, np.ndarray]:
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    ok = np.isfinite(x) & np.isfinite(y)
+    return x[ok], y[ok]
+
+
+def spearman(x, y) -> float:
+    """Spearman's rank correlation of the finite pairs (ties averaged); nan with fewer than 3."""
+    x, y = _finite_pairs(x, y)
+    return float(scipy_stats.spearmanr(x, y).statistic) if len(x) >= 3 else float("nan")
+
+
 def spearman_with_interval(x: np.ndarray, y: np.ndarray, n_boot: int = BOOTSTRAP, level: float = LEVEL,
                            seed: int = 0) -> dict[str, float]:
     """Spearman rho of paired samples and its percentile bootstrap interval (pairs resampled)."""
-    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
-    ok = np.isfinite(x) & np.isfinite(y)
-    x, y = x[ok], y[ok]
+    x, y = _finite_pairs(x, y)
     n = len(x)
     if n < 3:
         return {"rho": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"), "n_classes": n}
-    rho = float(scipy_stats.spearmanr(x, y).statistic)
+    rho = spearman(x, y)
     idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
     rx, ry = scipy_stats.rankdata(x[idx], axis=1), scipy_stats.rankdata(y[idx], axis=1)
     rx, ry = rx - rx.mean(1, keepdims=True), ry - ry.mean(1, keepdims=True)

@@ -25,7 +25,6 @@ from typing import Sequence
 
 import numpy as np
 
-from spectral_jax.config import ANALYSIS_LINES as LINE_KINDS
 from spectral_jax.errors import ConfigError
 
 # The kind of each line (saved as int8 `kind`, summarized per kind).

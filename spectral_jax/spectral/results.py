@@ -82,7 +82,7 @@ def summarize(stats: dict[str, np.ndarray], kind: np.ndarray) -> list[dict]:
                 continue
             v = np.asarray(stats[stat], np.float64)[sel]
             row[f"{stat}_mean"] = float(v.mean())
-            row[f"{stat}_sem"] = float(v.std(ddof=1) / np.sqrt(n)) if n > 1 else 0.0
+            row[f"{stat}_sem"] = float(standard_error(v))
             row[f"{stat}_median"] = float(np.median(v))
         rows.append(row)
     return rows
@@ -101,3 +101,10 @@ def read_csv(path: str | Path) -> list[dict]:
     """A summary.csv (or class_diversity.csv) as dicts with numeric values (kind stays a string)."""
     return io.read_csv(path, "Rerun spectral-jax analyze on its run directory: it writes the table again.",
                        text_columns=("kind",), required=("step",))
+
+
+def standard_error(values, axis: int = 0):
+    """Standard error of the mean along `axis` (sample std / sqrt(n)); 0 for a single value."""
+    v = np.asarray(values, np.float64)
+    n = v.shape[axis]
+    return v.std(axis=axis, ddof=1) / np.sqrt(n) if n > 1 else np.zeros_like(v.mean(axis=axis))
