@@ -1,6 +1,8 @@
 """imagenet2012 as a streaming source, through the real training loop and the analysis:
 train from host batches (bounded prefetch), evaluate, checkpoint, analyse lines."""
 
+import pathlib
+
 import numpy as np
 import pytest
 
@@ -8,7 +10,7 @@ from spectral_jax import cli, io
 from spectral_jax.config import ConfigError, load_config_file
 from spectral_jax.train import train_and_evaluate
 
-from test_data_sources import REPO
+REPO = pathlib.Path(__file__).resolve().parent.parent
 
 
 def stream_config(data_dir):
@@ -37,6 +39,14 @@ def test_train_and_analyze_a_streamed_dataset(tmp_path, fake_dir):
         assert f["kind"].tolist() == [1] * 10
         assert f["logits"].shape == (10, 16, 1000)
         assert np.all(np.isfinite(f["hf_power"])) and f["pairs"].max() == 4
+
+    # Class diversity on the streamed training split (4 classes of 3 images: one pair each).
+    assert cli.main(["analyze", "--workdir", str(w), "--config.analysis.split=train"]) == 0
+    (folder,) = [p for p in (w / "analysis").iterdir() if p.name.endswith("-class_diversity")]
+    rows = [line.split(",") for line in (folder / "class_diversity.csv").read_text().splitlines()[1:]]
+    assert sorted(int(r[1]) for r in rows if r[0] == "6") == [0, 7, 14, 21]
+    assert all(int(r[2]) == 1 and float(r[5]) > 0 for r in rows)  # one line per class, images differ
+    assert io.read_json(folder / "class_diversity.json")["correlations"]["6"]["hf_power~pixel"]["n_classes"] == 4
 
 
 def test_streamed_data_rejects_noise_fitting(tmp_path, fake_dir):
