@@ -1,6 +1,7 @@
 """Data parallelism: 4 fake CPU devices and 2 local processes give the parameters of 1 device."""
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -11,16 +12,26 @@ import pytest
 def one_device(tmp_path_factory, workers):
     d = tmp_path_factory.mktemp("one")
     workers.finish(workers.start(d / "run", d / "p.npz"))
-    return workers.params(d / "p.npz")
+    return (*workers.params(d / "p.npz"), d / "run")
 
 
 def test_four_fake_devices_match_one_device(tmp_path, one_device, workers):
     workers.finish(workers.start(tmp_path / "run", tmp_path / "p.npz", devices=4))
     got, devices, step = workers.params(tmp_path / "p.npz")
     assert devices == 4 and step == 3
-    want, want_devices, _ = one_device
+    want, want_devices, _, one_run = one_device
     assert want_devices == 1
     workers.assert_same_params(got, want)
+    # Checkpoints written on 4 devices restore here, on 1, and analyse like those written on 1.
+    from spectral_jax.spectral import series
+
+    stats = {}
+    for name, run in (("four", tmp_path / "run"), ("one", one_run)):
+        copy = tmp_path / f"analysed_{name}"
+        shutil.copytree(run, copy)
+        series.analyze_run(copy, quiet=True)
+        stats[name] = series.load_step(copy, 3)
+    np.testing.assert_allclose(stats["four"]["max_grad"], stats["one"]["max_grad"], rtol=1e-3, atol=1e-6)
 
 
 def test_two_processes_train_together(tmp_path, one_device, workers):
