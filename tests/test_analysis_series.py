@@ -82,6 +82,12 @@ def test_root_analyses_every_run_in_one_program(trained_run, tmp_path, capsys):
     for name in ("wd_a", "wd_b"):
         (folder,) = series.analysis_names(root / name)
         assert folder.startswith("gradient-count-") and series.analysed_steps(root / name, folder) == [44, 88]
+    # A run added later: only it is computed, whatever the order of the runs with work left.
+    shutil.copytree(trained_run, root / "wd_0_new")
+    assert cli.main(["analyze", "--root", str(root), *FAST, "--config.analysis.lines=gradient",
+                     "--config.analysis.images_per_class=2"]) == 0
+    assert "2 checkpoint(s) of 3 run(s)" in capsys.readouterr().out
+    assert series.analysed_steps(root / "wd_0_new", series.analysis_names(root / "wd_0_new")[0]) == [44, 88]
     assert cli.main(["analyze", "--root", str(tmp_path / "empty_root_missing")]) == 2
 
 
@@ -103,7 +109,8 @@ def test_bad_requests_are_one_line_errors(run_copy, capsys):
 
 
 def test_resume_after_kill_gives_identical_files(run_copy, tmp_path):
-    """kill -9 in the middle of an analysis; the rerun continues from the flushed parts."""
+    """kill -9 in the middle of an analysis; the rerun continues from the flushed parts (with the
+    part size they were written with, even when the rerun asks for another)."""
     reference = shutil.copytree(run_copy, tmp_path / "reference")
     args = ["--config.analysis.pairs_per_class_pair=12", "--config.analysis.flush_lines=32",
             "--config.analysis.chunk_lines=16", "--config.analysis.class_diversity=false"]
@@ -124,7 +131,8 @@ def test_resume_after_kill_gives_identical_files(run_copy, tmp_path):
     assert proc.returncode == -signal.SIGKILL, "the analysis ended before it could be killed"
     out = run_copy / "analysis" / name
     assert not (out / "summary.csv").exists()
-    subprocess.run(command, env=env, check=True, capture_output=True, timeout=240)
+    rerun = [a.replace("flush_lines=32", "flush_lines=16") for a in command]
+    subprocess.run(rerun, env=env, check=True, capture_output=True, timeout=240)
     assert not list((out / ".parts").glob("*"))  # parts merged and removed
     series.analyze_run(reference, _config(reference, **{a.split("=")[0].split(".")[-1]: _value(a) for a in args}),
                        quiet=True)

@@ -205,11 +205,13 @@ def _analyze_targets(targets: list[Target], quiet: bool) -> None:
         mesh = parallel.make_mesh()
         record = _read_layout(targets)
         evaluator = evaluator_for(model.apply_fn, a, mesh, record)
-        first = restore(targets[0].workdir, targets[0].todo[0], abstract, mesh, targets[0].config)
+        first = restore(work[0][0].workdir, work[0][1], abstract, mesh, work[0][0].config)
+        # A resumed analysis keeps the recorded part size: its finished parts stay valid.
+        part_lines = record.part_lines if record and record.part_lines else a.flush_lines
         prepared = evaluator.prepare(first, inputs.table, inputs.lines, inputs.mean, inputs.std,
-                                     directions=inputs.directions, part_lines=a.flush_lines)
+                                     directions=inputs.directions, part_lines=part_lines)
         stack = record.stack if record else layout_lib.stack_size(first, 0, len(work), a.stack)
-        layout = Layout(prepared.chunk_lines, evaluator.forward_batch, stack)
+        layout = Layout(prepared.chunk_lines, evaluator.forward_batch, stack, prepared.part_lines)
         for t in targets:
             _write_settings(t, layout)
         log(f"analysis {targets[0].name}: {len(inputs.lines)} lines x {prepared.n_fft} points, "

@@ -78,6 +78,7 @@ class Layout:
     chunk_lines: int
     forward_batch: int
     stack: int
+    part_lines: int = 0  # lines per flushed part (0 in records older than this field: flush_lines)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
