@@ -29,6 +29,18 @@ RUN_COUNTS = {"e1_noise_fitting": (60, 22, 2), "e2_training_time": (6, 4, 2), "e
               "e7_image_frequency": (26, 22, 2), "e8_class_diversity": (2, 4, 2), "e9_regularization": (16, 14, 2)}
 
 
+def test_importing_the_cli_leaves_logging_alone():
+    """submitit reconfigures logging when imported (closing the handlers in place, which broke
+    captured output in notebooks and tests): it is imported only when a sweep submits."""
+    code = ("import logging, sys; handler = logging.StreamHandler(sys.stderr); "
+            "logging.getLogger().addHandler(handler); import spectral_jax.cli; "
+            "assert 'submitit' not in sys.modules, 'submitit imported'; "
+            "assert handler in logging.getLogger().handlers, 'handler removed'; "
+            "from spectral_jax.sweep import executors; assert executors.require_submitit().__name__ == 'submitit'")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
 def write_sweep_config(path: Path, sweep_body: str, epochs: int = 2) -> str:
     """A sweep config file around the demo's smoke config; returns its path."""
     path.write_text(textwrap.dedent(f'''\
@@ -169,7 +181,7 @@ def test_local_pool_keeps_at_most_max_parallel_jobs_alive(tmp_path, monkeypatch)
             peak.append(len(alive))
             return job
 
-    monkeypatch.setattr(executors.submitit, "LocalExecutor", Executor)
+    monkeypatch.setattr(executors.require_submitit(), "LocalExecutor", Executor)
     monkeypatch.setattr(executors, "local_gpus", lambda: [])
     groups = [[Run(name=f"run{i}", overrides={}, effective={}, label="baseline", config=None)] for i in range(300)]
     outcome = executors.run_pool(tmp_path, groups, Options(max_parallel=3, poll_s=0), {}, log=lambda *_: None)

@@ -1,6 +1,7 @@
 """The training loop: first-step loss, learning, schedule, resume and finished runs."""
 
 import math
+import shutil
 
 import jax
 import jax.numpy as jnp
@@ -60,7 +61,6 @@ def test_train_learns_resumes_and_finishes(tmp_path, smoke_config, capsys):
     # Resume from epoch 1 after losing the last checkpoint: same final parameters.
     abstract = models.create_model(smoke_config, (8, 8, 1), 10)[1]
     final = checkpoints.restore_variables(workdir, steps[-1], abstract)
-    import shutil
 
     shutil.rmtree(checkpoints.checkpoint_dir(workdir) / str(steps[-1]))
     (workdir / "summary.json").unlink()
@@ -124,6 +124,14 @@ def test_resume_by_workdir_extends_and_restarts_the_schedule_only_when_asked(tmp
     assert lr["run"][1:] == pytest.approx([cosine(2 * spe - 1, 0, total), cosine(total - 1, 0, total)])
     assert lr["restarted"][1] == pytest.approx(cosine(2 * spe - 1, spe, total))  # a fresh cycle from step 44
     assert io.read_json(tmp_path / "restarted" / "config.json")["schedule_restart_step"] == spe
+    # The extension killed after its first epoch, rerun the same way: the cycle it began is kept.
+    shutil.rmtree(checkpoints.checkpoint_dir(tmp_path / "restarted") / str(total))
+    (tmp_path / "restarted" / "summary.json").unlink()
+    assert cli.main(["train", "--workdir", r, "--config.epochs=3", "--restart_schedule"]) == 0
+    assert "resuming from step 88" in capsys.readouterr().out
+    assert io.read_json(tmp_path / "restarted" / "config.json")["schedule_restart_step"] == spe
+    rerun = [rec["lr"] for rec in io.read_jsonl(tmp_path / "restarted" / "metrics.jsonl")]
+    assert rerun == pytest.approx(lr["restarted"])
     assert io.read_json(tmp_path / "run" / "summary.json")["last_step"] == total
 
     assert cli.main(["train", "--workdir", w, "--config.epochs=2"]) == 2  # shortening is refused

@@ -19,6 +19,8 @@ preempted, and training resumes from the newest checkpoint.
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -32,12 +34,6 @@ from spectral_jax.errors import ConfigError, UserError
 from spectral_jax.sweep import job as job_lib
 from spectral_jax.sweep import state as state_lib
 from spectral_jax.sweep.runs import Run
-
-try:  # the [launch] extra; `require_submitit` explains what to install when it is missing
-    import submitit
-    from submitit.slurm import slurm as submitit_slurm
-except ImportError:  # pragma: no cover - exercised only without the extra
-    submitit = submitit_slurm = None
 
 EXECUTORS = ("local", "slurm", "debug")
 LOCAL_TIME_MIN = 7 * 24 * 60  # submitit's local executor kills a job after its time limit: make it a week
@@ -78,10 +74,15 @@ class Options:
             raise ConfigError(f"--slurm_arg takes KEY=VALUE (an sbatch flag without its dashes), got {bad[0]!r}.")
 
 
-def require_submitit() -> None:
-    if submitit is None:
+def require_submitit():
+    """The submitit module, imported on first use: importing it reconfigures the process's
+    logging (it closes the handlers already installed), so a mere `import spectral_jax.cli` or a
+    notebook that never sweeps must not pay for it."""
+    try:
+        return importlib.import_module("submitit")
+    except ImportError:
         raise UserError("spectral-jax sweep submits its runs through submitit, which is not installed: "
-                        "pip install 'spectral-jax[launch]' (or pip install submitit).")
+                        "pip install 'spectral-jax[launch]' (or pip install submitit).") from None
 
 
 class GroupJob:
@@ -89,14 +90,14 @@ class GroupJob:
     makes submitit requeue it on a SLURM timeout or preemption (training resumes itself)."""
 
     def __call__(self, root: str, runs, quiet: bool = False) -> dict[str, str]:
-        env = submitit.JobEnvironment()
+        env = require_submitit().JobEnvironment()
         if env.num_tasks > 1:  # a multi-node run: every task joins one jax.distributed cluster
             parallel.initialize_distributed()
         log = str(env.paths.stdout) if "SUBMITIT_FOLDER" in os.environ else ""  # the debug executor has no log
         return job_lib.run_group(root, runs, job_id=str(env.job_id), log=log, quiet=quiet)
 
     def checkpoint(self, *args, **kwargs):
-        return submitit.helpers.DelayedSubmission(self, *args, **kwargs)
+        return require_submitit().helpers.DelayedSubmission(self, *args, **kwargs)
 
 
 def logs_folder(root: str | Path) -> Path:
@@ -130,7 +131,7 @@ def run_pool(root: Path, groups: Sequence[list[Run]], opts: Options, current: di
     """Runs the groups, at most `max_parallel` at once, a group only once the runs it depends
     on are done. `current`: every run's state before this command (for dependencies).
     -> name -> (state, note) for every run of `groups`."""
-    require_submitit()
+    submitit = require_submitit()
     debug = opts.executor == "debug"
     folder = logs_folder(root)
     executor = submitit.DebugExecutor(folder) if debug else submitit.LocalExecutor(folder)
@@ -245,7 +246,7 @@ def stages(groups: Sequence[list[Run]]) -> list[list[list[Run]]]:
 def submit_slurm(root: Path, groups: Sequence[list[Run]], opts: Options, submitted: dict[str, dict],
                  log: Callable[[str], None]) -> dict[str, tuple[str, str]]:
     """Submits one job array per stage; -> name -> ("pending", job id)."""
-    require_submitit()
+    submitit = require_submitit()
     try:
         executor = submitit.SlurmExecutor(folder=logs_folder(root))
     except RuntimeError as e:  # no `srun` on PATH
@@ -273,7 +274,7 @@ def submit_slurm(root: Path, groups: Sequence[list[Run]], opts: Options, submitt
 
 def slurm_alive(root: Path) -> Callable[[str], bool]:
     """job id -> whether SLURM still has it queued or running (unknown counts as alive)."""
-    if submitit is None or not shutil.which("sacct"):
+    if importlib.util.find_spec("submitit") is None or not shutil.which("sacct"):
         return lambda job_id: bool(job_id)
     cache: dict[str, bool] = {}
 
@@ -281,7 +282,7 @@ def slurm_alive(root: Path) -> Callable[[str], bool]:
         if not job_id:
             return False
         if job_id not in cache:
-            job = submitit.SlurmJob(folder=logs_folder(root), job_id=job_id)
+            job = require_submitit().SlurmJob(folder=logs_folder(root), job_id=job_id)
             cache[job_id] = not job.watcher.is_done(job_id, mode="force")
         return cache[job_id]
 
@@ -297,6 +298,8 @@ def describe_submission(root: Path, groups: Sequence[list[Run]], opts: Options) 
             f"on this machine, {slots} job(s) at a time" + (f", one GPU each ({len(gpus)} GPUs)" if gpus else "")
         return f"{len(groups)} job(s) {where}."
     require_submitit()
+    from submitit.slurm import slurm as submitit_slurm  # after require_submitit: installed
+
     command = " ".join([sys.executable, "-u -m submitit.core._submit", str(logs_folder(root))])
     parts = []
     for i, stage_groups in enumerate(stages(groups)):

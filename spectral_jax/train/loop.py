@@ -304,7 +304,7 @@ def _restore_or_init(runs: list[_Run], restart_schedule: bool) -> tuple[list[dic
     for run, (_, state, proven) in zip(runs, restored):
         config = run.config
         if restart_schedule:
-            config.schedule_restart_step = start_step
+            config.schedule_restart_step = _restart_step(run.workdir, config, start_step)
         run.optimizer, run.lr_schedule = optimizer_lib.make_optimizer(config, schedule.total_steps)
         augment = make_augment_fn(config, run.dataset.image_shape, run.dataset.num_classes, run.dataset.mean,
                                   run.dataset.std)
@@ -323,6 +323,18 @@ def _restore_or_init(runs: list[_Run], restart_schedule: bool) -> tuple[list[dic
         states.append(state)
         histories.append(MetricsWriter.recover(run.workdir, start_step, proven, enabled=run.main, log=run.log))
     return states, start_step, histories
+
+
+def _restart_step(workdir: Path, config: ml_collections.ConfigDict, start_step: int) -> int:
+    """Where the new cosine cycle of `--restart_schedule` starts: the resumed step, unless this
+    is the rerun of an interrupted extension (config.json already has this duration and a cycle
+    start at or before the resumed step), which keeps the cycle it began."""
+    if config_lib.is_run_dir(workdir):
+        previous = config_lib.load_run_config(workdir)
+        same_duration = all(previous.get(k) == config.get(k) for k in ("epochs", "steps"))
+        if same_duration and 0 < previous.get("schedule_restart_step", 0) <= start_step:
+            return previous.schedule_restart_step
+    return start_step
 
 
 def _abstract_state(run: _Run) -> dict:
