@@ -12,6 +12,7 @@ from spectral_jax.data import standardize
 from spectral_jax.errors import ConfigError
 from spectral_jax.spectral import KINDS, LineEvaluator, direction_lines, line_points, line_statistics, pair_lines
 from spectral_jax.spectral import directions as directions_lib
+from spectral_jax.spectral import layout
 from spectral_jax.spectral.evaluate import Sampling
 
 
@@ -71,6 +72,25 @@ def test_stacked_checkpoints_equal_one_at_a_time(setup):
         one = ev(v, images, pairs, mean, std)
         for name in ("logits", "hf_power", "max_grad", "power"):
             np.testing.assert_allclose(stacked[name][g], one[name], rtol=1e-4, atol=1e-6, err_msg=name)
+
+
+def test_automatic_stack_counts_each_checkpoint_and_its_chunk_work(setup, monkeypatch):
+    """With no stack given (an accelerator's default), as many checkpoints are stacked as fit in
+    half the free memory, each taking two copies of the variables and XLA's count of one chunk."""
+    images, mean, std, variables, pairs = setup
+    small, big = (LineEvaluator(linear_apply_fn, num_points=16, chunk_lines=c, forward_batch=8)
+                  .prepare(variables, jnp.asarray(images), pairs, mean, std) for c in (1, 8))
+    ev = LineEvaluator(linear_apply_fn, num_points=16)
+    small_bytes, big_bytes = ev.chunk_bytes(small), ev.chunk_bytes(big)
+    assert 0 < small_bytes < big_bytes  # 8 lines of 16 points each carry their logits and spectra
+    var_bytes = sum(x.nbytes for x in jax.tree.leaves(variables))
+    monkeypatch.setattr(layout, "default_stack", lambda backend=None: 0)
+    monkeypatch.setattr(layout, "free_memory_bytes", lambda: 2 * 5 * (2 * var_bytes + big_bytes))
+    assert layout.stack_size(variables, big_bytes, 100) == 5
+    assert layout.stack_size(variables, lambda: big_bytes, 3) == 3  # never more than there are
+    assert layout.stack_size(variables, lambda: big_bytes, 100, stack=2) == 2  # asked for
+    monkeypatch.setattr(layout, "free_memory_bytes", lambda: 10 ** 15)
+    assert layout.stack_size(variables, big_bytes, 100) == layout.MAX_STACK
 
 
 def test_float_images_need_no_standardization(setup):

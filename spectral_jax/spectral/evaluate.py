@@ -182,13 +182,15 @@ class LineEvaluator:
         if pending is not None:
             yield pending[0], _fetch(*pending[1])
 
+    @staticmethod
+    def _fields(p: "Prepared", lo: int, hi: int) -> dict[str, np.ndarray]:
+        """The per-line arrays of lines lo..hi that a chunk program reads."""
+        return {"start": p.lines.start[lo:hi], "target": p.lines.target[lo:hi], "lo": p.lines.lo[lo:hi],
+                "hi": p.lines.hi[lo:hi], "line_id": np.arange(lo, hi, dtype=np.int32), "cls": p.lines.classes[lo:hi]}
+
     def _launch(self, p: "Prepared", k: int):
         lo, hi = k * p.part_lines, min((k + 1) * p.part_lines, len(p.lines))
-        fields = {
-            "start": p.lines.start[lo:hi], "target": p.lines.target[lo:hi],
-            "lo": p.lines.lo[lo:hi], "hi": p.lines.hi[lo:hi],
-            "line_id": np.arange(lo, hi, dtype=np.int32), "cls": p.lines.classes[lo:hi],
-        }
+        fields = self._fields(p, lo, hi)
         chunks = p.part_lines // p.chunk_lines
         host = {name: _pad(v, p.part_lines).reshape(chunks, p.chunk_lines) for name, v in fields.items()}
         device = jax.device_put(host) if self.mesh is None else parallel.put_replicated(host, self.mesh)
@@ -197,6 +199,17 @@ class LineEvaluator:
         results = [pace(fn(p.variables, p.images, p.mean, p.std, p.directions, device, jnp.int32(i)))
                    for i in range(used)]
         return results, hi - lo, 1 if p.stacked else 0
+
+    def chunk_bytes(self, p: "Prepared") -> int:
+        """Device memory one chunk of one checkpoint's program needs beyond its inputs (XLA's
+        temporaries and outputs of the compiled program; compiles it)."""
+        one = dataclasses.replace(p, stacked=False)
+        part = {name: jax.ShapeDtypeStruct((1, p.chunk_lines), np.asarray(v).dtype)
+                for name, v in self._fields(p, 0, 0).items()}
+        compiled = self._function(one).lower(p.variables, p.images, p.mean, p.std, p.directions, part,
+                                             jnp.int32(0)).compile()
+        stats = compiled.memory_analysis()
+        return int(stats.temp_size_in_bytes + stats.output_size_in_bytes) if stats is not None else 0
 
     def _function(self, p: "Prepared") -> Callable:
         key = (p.lines.vector, p.n_fft, p.chunk_lines, p.forward_batch, p.stacked, p.mean is None)

@@ -210,7 +210,7 @@ def _analyze_targets(targets: list[Target], quiet: bool) -> None:
         part_lines = record.part_lines if record and record.part_lines else a.flush_lines
         prepared = evaluator.prepare(first, inputs.table, inputs.lines, inputs.mean, inputs.std,
                                      directions=inputs.directions, part_lines=part_lines)
-        stack = record.stack if record else layout_lib.stack_size(first, 0, len(work), a.stack)
+        stack = record.stack if record else layout_lib.stack_size(first, lambda: evaluator.chunk_bytes(prepared), len(work), a.stack)
         layout = Layout(prepared.chunk_lines, evaluator.forward_batch, stack, prepared.part_lines)
         for t in targets:
             _write_settings(t, layout)

@@ -119,7 +119,9 @@ class Checkpointer:
     `save` copies the state to the host (explicitly, on the calling thread) and hands it to one
     background thread that only runs orbax's file work, so training goes on while the checkpoint
     is written; `wait` and `close` join it and re-raise any error it met (a full disk as
-    `OutOfDisk`, after removing the partial save)."""
+    `OutOfDisk`, after removing the partial save). With several processes orbax's save meets the
+    other processes at barriers, which may be device collectives: there the save runs on the
+    calling thread, so all device work keeps one thread and one order."""
 
     def __init__(self, workdir: str | Path, keep: int = 0, permanent_every: int = 0,
                  identity: dict[str, Any] | None = None):
@@ -142,7 +144,10 @@ class Checkpointer:
         self._check()
         host = parallel.to_host(state)  # the device buffers may be donated to the next step
         metadata = {**self.identity, "records": list(records)}
-        self._pending.append(self._thread.submit(self._save, step, host, metadata))
+        if jax.process_count() > 1:
+            self._save(step, host, metadata)
+        else:
+            self._pending.append(self._thread.submit(self._save, step, host, metadata))
 
     def _save(self, step: int, host: dict[str, Any], metadata: dict) -> None:
         try:
