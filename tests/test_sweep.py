@@ -17,6 +17,7 @@ from spectral_jax import cli, io
 from spectral_jax.errors import ConfigError
 from spectral_jax.sweep import Options, expand, hyper, run_sweep
 from spectral_jax.sweep import executors
+from spectral_jax.sweep.driver import same_spec
 from spectral_jax.sweep import state as state_lib
 from spectral_jax.sweep.groups import group_runs
 from spectral_jax.sweep.runs import Run
@@ -149,14 +150,16 @@ def test_a_group_trains_as_one_ensemble(tmp_path, monkeypatch, capsys):
         assert state_lib.read_state(root, run.name)["state"] == "done"
 
 
-def test_local_pool_keeps_at_most_max_parallel_jobs_alive(tmp_path, monkeypatch):
+@pytest.mark.parametrize("gpus", [[], [0, 1], [0, 1, 2]])
+def test_local_pool_keeps_at_most_max_parallel_jobs_alive(tmp_path, monkeypatch, gpus):
     """300 runs through the local pool with max_parallel 3 (submitit's LocalExecutor replaced by
-    a stand-in whose jobs finish after a few polls): never more than 3 jobs alive, all done."""
-    alive, peak = set(), []
+    a stand-in whose jobs finish after a few polls): never more than 3 jobs alive, all done; on a
+    machine with GPUs every job is pinned to one, the least busy."""
+    alive, peak, per_gpu = set(), [], []
 
     class Job:
-        def __init__(self, runs):
-            self.runs, self.polls, self.job_id = runs, 0, f"job{len(peak)}"
+        def __init__(self, runs, gpu):
+            self.runs, self.gpu, self.polls, self.job_id = runs, gpu, 0, f"job{len(peak)}"
             self.paths = type("Paths", (), {"stdout": tmp_path / "log"})
 
         def done(self):
@@ -170,22 +173,25 @@ def test_local_pool_keeps_at_most_max_parallel_jobs_alive(tmp_path, monkeypatch)
 
     class Executor:
         def __init__(self, folder):
-            pass
+            self.params = {}
 
         def update_parameters(self, **kwargs):
-            pass
+            self.params.update(kwargs)
 
         def submit(self, fn, root, runs, quiet):
-            job = Job(runs)
+            job = Job(runs, self.params.get("visible_gpus"))
             alive.add(job)
             peak.append(len(alive))
+            per_gpu.append(max([sum(j.gpu == [g] for j in alive) for g in gpus], default=0))
+            assert job.gpu is None if not gpus else len(job.gpu) == 1
             return job
 
     monkeypatch.setattr(executors.require_submitit(), "LocalExecutor", Executor)
-    monkeypatch.setattr(executors, "local_gpus", lambda: [])
+    monkeypatch.setattr(executors, "local_gpus", lambda: gpus)
     groups = [[Run(name=f"run{i}", overrides={}, effective={}, label="baseline", config=None)] for i in range(300)]
     outcome = executors.run_pool(tmp_path, groups, Options(max_parallel=3, poll_s=0), {}, log=lambda *_: None)
     assert len(peak) == 300 and max(peak) == 3
+    assert max(per_gpu) == (-(-3 // len(gpus)) if gpus else 0)  # 3 jobs on 2 GPUs: 2 share one
     assert {state for state, _ in outcome.values()} == {"done"} and len(outcome) == 300
 
 
@@ -294,3 +300,20 @@ def test_a_root_holds_one_experiment(finished_sweep_root, tmp_path):
     spec = write_sweep_config(tmp_path / "s.py", 'hyper.sweep("seed", [0])')
     with pytest.raises(ConfigError, match="holds the sweep of"):
         run_sweep(spec, finished_sweep_root)
+    e1 = str(EXPERIMENTS / "e1_noise_fitting.py")
+    assert same_spec(e1 + ":smoke", "configs/experiments/../experiments/e1_noise_fitting.py:smoke")
+    assert same_spec("/gone/e1_noise_fitting.py:cpu", e1 + ":cpu")  # written on another machine
+    assert not same_spec(e1 + ":smoke", e1 + ":cpu") and not same_spec(e1, spec)
+
+
+def test_one_sweep_driver_per_root(finished_sweep_root, capsys):
+    """A second `sweep` on a root whose driver still runs is refused in one line, before it
+    submits anything; the finished sweep then reruns (all skipped) once the first is gone."""
+    spec = str(EXPERIMENTS / "e1_noise_fitting.py") + ":smoke"
+    args = ["sweep", f"--config={spec}", "--root", str(finished_sweep_root), "--executor", "debug"]
+    with io.RunLock(finished_sweep_root, "sweep"):  # the first driver, still running
+        assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert "in use by another sweep" in err and "Traceback" not in err
+    assert cli.main(args) == 0
+    assert "0 to run" in capsys.readouterr().out

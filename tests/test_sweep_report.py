@@ -7,6 +7,7 @@ import pytest
 
 from spectral_jax import cli, io
 from spectral_jax import config as config_lib
+from spectral_jax.errors import DamagedFile
 from spectral_jax.report import aggregate, write_sweep_report
 from spectral_jax.spectral import series
 
@@ -138,3 +139,19 @@ def test_report_root_of_a_real_sweep(finished_sweep_root):
 
 def test_report_root_needs_a_sweep(tmp_path):
     assert cli.main(["report", "--root", str(tmp_path)]) == 2
+
+
+def test_damaged_tables_are_one_line_errors_naming_the_file(tmp_path, capsys):
+    last = [(20, c, 4, 1e-6 * (c + 1), 0.1, 10.0 * c, 4.0 - c) for c in range(4)]
+    runs = [make_run(tmp_path, "cnn", {"model": "cnn"}, diversity=last)]
+    make_sweep(tmp_path, "class_diversity", ["model"], runs)
+    write_sweep_report(tmp_path, quiet=True)
+    assert aggregate.read_results(tmp_path)[0]["run"] == "cnn"
+    table = tmp_path / "cnn" / aggregate.CLASS_DIVERSITY_CSV
+    table.write_text(table.read_text()[:-8])  # cut mid-row (a copy interrupted)
+    assert cli.main(["report", "--root", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "class_diversity.csv" in err and "spectral-jax analyze --workdir" in err and "Traceback" not in err
+    (tmp_path / "results.csv").write_bytes(b"run,label\n\xff\xfe,\n")
+    with pytest.raises(DamagedFile, match="results.csv.*not UTF-8"):
+        aggregate.read_results(tmp_path)

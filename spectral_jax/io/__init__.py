@@ -8,12 +8,12 @@
 
 from spectral_jax.io.atomic import (atomic_path, fsync_dir, fsync_file, fsync_tree, is_out_of_space,
                                     remove_stale_temps, savez, write_json, write_jsonl, write_text)
-from spectral_jax.io.checked import load_npz, parse_jsonl, read_csv, read_json, read_jsonl
+from spectral_jax.io.checked import load_npz, parse_jsonl, read_csv, read_json, read_jsonl, read_text
 from spectral_jax.io.faults import FAULT_ENV, fault_point
 from spectral_jax.io.lock import LOCK_SUFFIX, RunLock, lock_path, read_owner
 
 __all__ = [
     "atomic_path", "fsync_dir", "fsync_file", "fsync_tree", "is_out_of_space", "remove_stale_temps", "savez",
     "write_json", "write_jsonl", "write_text", "load_npz", "parse_jsonl", "read_csv", "read_json", "read_jsonl",
-    "FAULT_ENV", "fault_point", "LOCK_SUFFIX", "RunLock", "lock_path", "read_owner",
+    "read_text", "FAULT_ENV", "fault_point", "LOCK_SUFFIX", "RunLock", "lock_path", "read_owner",
 ]

@@ -21,7 +21,7 @@ DEFAULT_WAY_OUT = "Move it away and rerun the command that wrote it."
 
 def read_json(path: str | os.PathLike, way_out: str = DEFAULT_WAY_OUT, kind: type = dict) -> Any:
     """The JSON value in `path`, which must be a `kind` (a JSON object by default)."""
-    text = _read_text(path, way_out)
+    text = read_text(path, way_out)
     try:
         value = json.loads(text)
     except json.JSONDecodeError as e:
@@ -87,7 +87,7 @@ def read_csv(path: str | os.PathLike, way_out: str = DEFAULT_WAY_OUT, text_colum
              required: Sequence[str] = ()) -> list[dict[str, Any]]:
     """The rows of a CSV file with a header; columns not in `text_columns` are parsed as floats.
     A short or long row, a missing `required` column or a non-number is an error naming the line."""
-    text = _read_text(path, way_out)
+    text = read_text(path, way_out)
     reader = csv.DictReader(text.splitlines())
     header = reader.fieldnames or []
     missing = [c for c in required if c not in header]
@@ -105,7 +105,9 @@ def read_csv(path: str | os.PathLike, way_out: str = DEFAULT_WAY_OUT, text_colum
     return rows
 
 
-def _read_text(path: str | os.PathLike, way_out: str) -> str:
+def read_text(path: str | os.PathLike, way_out: str = DEFAULT_WAY_OUT) -> str:
+    """A UTF-8 text file; an unreadable or undecodable one is a `DamagedFile` (a missing one
+    stays FileNotFoundError: callers decide what absence means)."""
     try:
         return Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:

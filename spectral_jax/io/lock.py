@@ -3,7 +3,8 @@ owner's host, pid, start time and command written inside it for the message a se
 
 The kernel drops the lock when its process ends, however it ends (`kill -9` included), so a
 lock is never stale. Roles: `train` (config.json, checkpoints/, metrics.jsonl, summary.json,
-tensorboard/), `analyze` (analysis/), `report` (report/); readers take none. The lock files sit
+tensorboard/), `analyze` (analysis/), `report` (report/), and on a sweep root `sweep` (one
+driver: sweep.json, jobs/submitted.json); readers take none. The lock files sit
 at the top of the run directory, so a refused command creates no folder. On a file system
 without flock (some network mounts) the lock is skipped with a warning: see
 docs/run_directory.md for what holds there.
@@ -37,11 +38,14 @@ class RunLock:
     """`with RunLock(workdir, "train"):` holds WORKDIR/.train.lock for the block (a no-op when
     `enabled` is false, e.g. on processes other than 0). On taking it, the temporary files that
     killed writers left in what the role owns are removed (only the owner may): the top level of
-    WORKDIR, or with `owns="analysis"` the whole tree of WORKDIR/analysis. A second owner, in this
-    process or another, gets `RunDirBusy` naming the first."""
+    WORKDIR, or with `owns="analysis"` the whole tree of WORKDIR/analysis (only its top level with
+    `recursive=False`). A second owner, in this process or another, gets `RunDirBusy` naming the
+    first."""
 
-    def __init__(self, workdir: str | os.PathLike, role: str, *, owns: str = "", enabled: bool = True):
+    def __init__(self, workdir: str | os.PathLike, role: str, *, owns: str = "", recursive: bool | None = None,
+                 enabled: bool = True):
         self.workdir, self.role, self.owns, self.enabled = Path(workdir), role, owns, enabled
+        self.recursive = bool(owns) if recursive is None else recursive
         self.path = lock_path(workdir, role)
         self._fd: int | None = None
 
@@ -67,7 +71,7 @@ class RunLock:
             os.pwrite(fd, (json.dumps(owner_info(self.role)) + "\n").encode(), 0)
         except OSError:  # the note is only a hint for the message (a full disk must not stop here)
             pass
-        remove_stale_temps(self.workdir / self.owns, recursive=bool(self.owns))
+        remove_stale_temps(self.workdir / self.owns, recursive=self.recursive)
         return self
 
     def release(self) -> None:

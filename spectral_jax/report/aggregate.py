@@ -20,7 +20,7 @@ import numpy as np
 from spectral_jax import config as config_lib
 from spectral_jax import io
 from spectral_jax.data.noise import minimum_over_epochs
-from spectral_jax.errors import UserError
+from spectral_jax.errors import DamagedFile, UserError
 from spectral_jax.spectral import series
 from spectral_jax.spectral.diversity import spearman
 from spectral_jax.spectral.results import standard_error
@@ -108,12 +108,8 @@ def read_class_diversity(workdir: str | Path) -> list[dict]:
     path = Path(workdir) / CLASS_DIVERSITY_CSV
     if not path.exists():
         return []
-    with open(path) as f:
-        rows = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
-    missing = set(CLASS_DIVERSITY_COLUMNS) - set(rows[0] if rows else CLASS_DIVERSITY_COLUMNS)
-    if missing:
-        raise UserError(f"{path} lacks the columns {', '.join(sorted(missing))}.")
-    return rows
+    return io.read_csv(path, f"Rerun spectral-jax analyze --workdir {workdir}: it writes the table again.",
+                       required=CLASS_DIVERSITY_COLUMNS)
 
 
 def last_step_rows(rows: list[dict]) -> list[dict]:
@@ -159,8 +155,13 @@ def write_results_csv(root: str | Path, sweep: dict, rows: list[dict]) -> Path:
 
 def read_results(root: str | Path) -> list[dict]:
     """ROOT/results.csv with numbers as floats (empty cells as None)."""
-    with open(Path(root) / "results.csv") as f:
-        return [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(f)]
+    path = Path(root) / "results.csv"
+    rows = list(csv.DictReader(io.read_text(path, f"Rerun spectral-jax report --root {root}: it writes it again.")
+                               .splitlines()))
+    if any(None in row or None in row.values() for row in rows):
+        raise DamagedFile(path, "a row does not have the header's fields",
+                          f"Rerun spectral-jax report --root {root}: it writes it again.")
+    return [{k: _number(v) for k, v in row.items()} for row in rows]
 
 
 def _number(text: str):

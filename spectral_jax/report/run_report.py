@@ -17,6 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from spectral_jax import io
+from spectral_jax.errors import DamagedFile
 from spectral_jax.report import figures
 from spectral_jax.spectral import results, series
 from spectral_jax.spectral.settings import DEFAULT_NAME, class_diversity_name
@@ -65,7 +66,10 @@ def _report_analysis(workdir: Path, name: str, out: Path, written: list[str]) ->
         written.append(f"plane{suffix}.png")
     diversity = workdir / "analysis" / class_diversity_name(name)
     if (diversity / "class_diversity.json").exists():
-        record = io.read_json(diversity / "class_diversity.json")
+        way_out = f"Rerun spectral-jax analyze --workdir {workdir}: it writes it again."
+        record = io.read_json(diversity / "class_diversity.json", way_out)
+        if not isinstance(record.get("correlations"), dict) or not record["correlations"]:
+            raise DamagedFile(diversity / "class_diversity.json", "it has no correlations", way_out)
         step_key = max(record["correlations"], key=int)
         rows_at = [r for r in results.read_csv(diversity / "class_diversity.csv") if r["step"] == int(step_key)]
         figures.diversity_figure(rows_at, record["correlations"][step_key], out / f"class_diversity{suffix}.png")

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Callable, Sequence
 
+from spectral_jax import config as config_lib
 from spectral_jax import io
 from spectral_jax.errors import ConfigError
 from spectral_jax.report.aggregate import SWEEP_FILE, read_sweep
@@ -32,6 +33,16 @@ def run_sweep(spec: str, root: str | Path, opts: executors.Options | None = None
     t0 = time.perf_counter()
     plan = expand(spec, root, overrides)
     _check_root(root, plan)
+    if dry_run:
+        return _sweep(plan, root, opts, dry_run, log, t0)
+    # One driver per root (its jobs take their runs' own locks). It cleans only what it alone
+    # writes: jobs/ top level, not the jobs' state files.
+    with io.RunLock(root, "sweep", owns=state_lib.JOBS_DIR, recursive=False):
+        return _sweep(plan, root, opts, dry_run, log, t0)
+
+
+def _sweep(plan: Plan, root: Path, opts: executors.Options, dry_run: bool, log: Callable[[str], None],
+           t0: float) -> int:
     submitted = state_lib.read_submitted(root)
     alive = executors.slurm_alive(root)
     states = {r.name: state_lib.status(root, r, submitted, alive) for r in plan.runs}
@@ -66,9 +77,22 @@ def run_sweep(spec: str, root: str | Path, opts: executors.Options | None = None
 def _check_root(root: Path, plan: Plan) -> None:
     if (root / SWEEP_FILE).exists():
         previous = read_sweep(root)
-        if previous.get("config") != plan.spec:
+        if not same_spec(str(previous.get("config")), plan.spec):
             raise ConfigError(f"{root} holds the sweep of {previous.get('config')!r}, not {plan.spec!r}: "
                               f"use another --root.")
+
+
+def same_spec(a: str, b: str) -> bool:
+    """Whether two spellings of `file.py[:ARG]` name the same config (from another working
+    directory, with or without `configs/`, through `..`): the same resolved file, or, where one
+    no longer resolves, the same file name; and the same ARG."""
+    (path_a, _, arg_a), (path_b, _, arg_b) = a.partition(":"), b.partition(":")
+    if arg_a != arg_b:
+        return False
+    try:
+        return config_lib.resolve_config_path(path_a).resolve() == config_lib.resolve_config_path(path_b).resolve()
+    except ConfigError:
+        return Path(path_a).name == Path(path_b).name
 
 
 def _row(root: Path, run, before: tuple[str, dict], after: tuple[str, str] | None) -> dict:

@@ -138,7 +138,7 @@ def run_pool(root: Path, groups: Sequence[list[Run]], opts: Options, current: di
     if not debug:
         executor.update_parameters(timeout_min=opts.time_min or LOCAL_TIME_MIN)
     gpus = [] if debug else local_gpus()
-    free_gpus = list(gpus)
+    jobs_on = {gpu: 0 for gpu in gpus}  # GPU -> jobs running on it
     slots = 1 if debug else (opts.max_parallel or default_parallel(gpus))
     waiting, active, outcome = list(groups), {}, {}
     in_flight = {r.name for g in groups for r in g}
@@ -147,7 +147,8 @@ def run_pool(root: Path, groups: Sequence[list[Run]], opts: Options, current: di
             for job, (group, gpu) in list(active.items()):
                 if job.done():
                     del active[job]
-                    free_gpus += [gpu] if gpu is not None else []
+                    if gpu is not None:
+                        jobs_on[gpu] -= 1
                     for run in group:
                         outcome[run.name] = _finished(root, run, job)
                         current[run.name] = outcome[run.name][0]
@@ -167,15 +168,19 @@ def run_pool(root: Path, groups: Sequence[list[Run]], opts: Options, current: di
                         in_flight.discard(run.name)
                     continue
                 waiting.remove(group)
-                gpu = free_gpus.pop(0) if free_gpus else None
+                # Every job is pinned to one GPU, the least busy (shared only when --max_parallel
+                # asks for more jobs than there are GPUs).
+                gpu = min(jobs_on, key=lambda g: (jobs_on[g], g)) if jobs_on else None
                 if gpu is not None:
+                    jobs_on[gpu] += 1
                     executor.update_parameters(gpus_per_node=1, visible_gpus=[gpu])
                 job = executor.submit(GroupJob(), str(root), [(r.name, r.config) for r in group], debug)
                 active[job] = (group, gpu)
                 state_lib.record_submitted(root, {r.name: {"job_id": str(job.job_id), "executor": opts.executor,
                                                             "log": str(job.paths.stdout), "time": time.time()}
                                                   for r in group})
-                log(f"  start  {', '.join(r.name for r in group)}" + (f" (GPU {gpu})" if gpu is not None else ""))
+                shared = f", shared by {jobs_on[gpu]} jobs" if gpu is not None and jobs_on[gpu] > 1 else ""
+                log(f"  start  {', '.join(r.name for r in group)}" + (f" (GPU {gpu}{shared})" if gpu is not None else ""))
             if active:
                 time.sleep(opts.poll_s)
     except KeyboardInterrupt:

@@ -114,14 +114,19 @@ def _train(runs: list[_Run], restart_schedule: bool, stop_at: int | None = None)
         return jax.tree.map(lambda x: jnp.broadcast_to(x, (members, *x.shape)), sums) if members else sums
 
     new_metrics = jax.jit(zero, out_shardings=parallel.replicated(mesh))
-    ckpts = [checkpoints.Checkpointer(run.workdir, keep=run.config.ckpt_keep,
-                                      permanent_every=run.config.ckpt_every_epochs * schedule.steps_per_epoch,
-                                      identity=run.identity) for run in runs]
-    writers = [MetricsWriter(run.workdir, history, enabled=run.main) for run, history in zip(runs, histories)]
-    bar = tqdm(total=schedule.total_steps, initial=start_step, unit="step", dynamic_ncols=True, leave=False,
-               disable=lead.quiet or not lead.main or None)
-    last_good, stopped_early = start_step, ""
-    try:
+    # Everything opened here is closed on the way out, each even when another's close fails.
+    with contextlib.ExitStack() as closing:
+        writers, ckpts = [], []
+        for run, history in zip(runs, histories):
+            writers.append(closing.enter_context(contextlib.closing(
+                MetricsWriter(run.workdir, history, enabled=run.main))))
+            ckpts.append(closing.enter_context(contextlib.closing(checkpoints.Checkpointer(
+                run.workdir, keep=run.config.ckpt_keep, identity=run.identity,
+                permanent_every=run.config.ckpt_every_epochs * schedule.steps_per_epoch))))
+        bar = closing.enter_context(contextlib.closing(tqdm(
+            total=schedule.total_steps, initial=start_step, unit="step", dynamic_ncols=True, leave=False,
+            disable=lead.quiet or not lead.main or None)))
+        last_good, stopped_early = start_step, ""
         for epoch in range(start_step // schedule.steps_per_epoch, schedule.epochs):
             t0 = time.perf_counter()
             bar.set_description(f"epoch {epoch + 1}/{schedule.epochs}")
@@ -158,11 +163,6 @@ def _train(runs: list[_Run], restart_schedule: bool, stop_at: int | None = None)
                 break
         for ckpt in ckpts:
             ckpt.wait()
-    finally:
-        bar.close()
-        for ckpt, writer in zip(ckpts, writers):
-            ckpt.close()
-            writer.close()
     if stop_at is not None:
         return []
 
