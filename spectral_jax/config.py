@@ -186,9 +186,15 @@ def load_config_module(spec: str, function: str = "get_config"):
     return module, arg
 
 
-def call_config_function(spec: str, function: str = "get_config"):
-    """`function(ARG)` of the config file `spec`; a ValueError it raises becomes a ConfigError."""
-    module, arg = load_config_module(spec, function)
+def call_config_function(spec: str, function: str = "get_config", module=None):
+    """`function(ARG)` of the config file `spec` (`module`: the file, already loaded); a
+    ValueError it raises becomes a ConfigError."""
+    if module is None:
+        module, arg = load_config_module(spec, function)
+    else:
+        arg = spec.partition(":")[2]
+        if not hasattr(module, function):
+            raise ConfigError(f"{spec.partition(':')[0]} has no {function}(arg) function.")
     try:
         return getattr(module, function)(arg)  # every config function takes one (possibly empty) string
     except ConfigError:
@@ -197,10 +203,11 @@ def call_config_function(spec: str, function: str = "get_config"):
         raise ConfigError(f"{spec.partition(':')[0]}: {e}") from e
 
 
-def load_config_file(spec: str) -> ml_collections.ConfigDict:
-    """Loads `path/to/file.py[:ARG]` by calling its `get_config(ARG)` (ARG defaults to "")."""
+def load_config_file(spec: str, module=None) -> ml_collections.ConfigDict:
+    """Loads `path/to/file.py[:ARG]` by calling its `get_config(ARG)` (ARG defaults to "";
+    `module`: the file, already loaded)."""
     path_str = spec.partition(":")[0]
-    config = call_config_function(spec)
+    config = call_config_function(spec, "get_config", module)
     if not isinstance(config, ml_collections.ConfigDict):
         raise ConfigError(f"{path_str}: get_config() must return an ml_collections.ConfigDict.")
     return config

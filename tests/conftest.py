@@ -8,6 +8,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import pytest  # noqa: E402
 
+# submitit configures logging when first imported (spectral-jax imports it only when a sweep
+# submits), closing the handlers already installed; absl's handler holds the stderr that pytest
+# was capturing when absl was imported, and closing it would break pytest's capture from then on.
+# Imported first, before absl exists, it closes nothing.
+try:
+    import submitit  # noqa: E402, F401
+except ImportError:  # the [test] extra has it; without it the sweep tests say so
+    pass
+
 logging.getLogger("absl").setLevel(logging.ERROR)
 
 

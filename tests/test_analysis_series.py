@@ -60,6 +60,23 @@ def test_each_setting_writes_its_own_folder_and_report_draws_all(run_copy, capsy
     assert corr["hf_power~pixel"]["ci_low"] <= corr["hf_power~pixel"]["rho"] <= corr["hf_power~pixel"]["ci_high"]
 
 
+def test_class_diversity_computes_only_new_steps(run_copy, tmp_path, monkeypatch):
+    """A checkpoint analysed later adds its class-diversity rows; the earlier step's features are
+    not computed again, and the files equal those of one analysis of both steps."""
+    reference = shutil.copytree(run_copy, tmp_path / "reference")
+    assert cli.main(["analyze", "--workdir", str(reference), *FAST]) == 0
+    assert cli.main(["analyze", "--workdir", str(run_copy), *FAST, "--steps", "44"]) == 0
+    computed = []
+    original = series.diversity_lib.class_diversity
+    monkeypatch.setattr(series.diversity_lib, "class_diversity",
+                        lambda *a, **k: computed.append(1) or original(*a, **k))
+    assert cli.main(["analyze", "--workdir", str(run_copy), *FAST]) == 0
+    assert len(computed) == 1  # step 88 only
+    for name in ("class_diversity.csv", "class_diversity.json"):
+        got, want = (w / "analysis" / "class_diversity" / name for w in (run_copy, reference))
+        assert got.read_text() == want.read_text(), name
+
+
 def test_stacked_checkpoints_equal_one_by_one(run_copy, tmp_path):
     other = shutil.copytree(run_copy, tmp_path / "other")
     series.analyze_run(run_copy, _config(run_copy, chunk_lines=16), quiet=True)

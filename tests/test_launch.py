@@ -22,9 +22,14 @@ def test_recipe_parses(script):
     subprocess.run(["bash", "-n", str(script)], check=True)
 
 
-@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck not installed (the [test] extra has it)")
+# The [test] extra installs shellcheck beside this interpreter (found without activating the venv).
+SHELLCHECK = shutil.which("shellcheck", path=os.pathsep.join([os.path.dirname(sys.executable),
+                                                              os.environ.get("PATH", "")]))
+
+
+@pytest.mark.skipif(SHELLCHECK is None, reason="shellcheck not installed (the [test] extra has it)")
 def test_recipes_pass_shellcheck():
-    result = subprocess.run(["shellcheck", "-s", "bash", *map(str, SCRIPTS)], capture_output=True, text=True)
+    result = subprocess.run([SHELLCHECK, "-s", "bash", *map(str, SCRIPTS)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from spectral_jax import io
+from spectral_jax.data.noise import fit_fraction
 from spectral_jax.report import aggregate, figures
 from spectral_jax.report.figures import COLORS
 from spectral_jax.report.run_report import report_dir
@@ -107,10 +108,10 @@ def _fit_fraction(row: dict, controls: list[dict]) -> float | None:
         return None
     nf_u, _, _ = aggregate.mean_sem(c.get("min_train_noise_fitting") for c in same_seed)
     or_u, _, _ = aggregate.mean_sem(c.get("train_oracle_uniform_noise_fitting") for c in same_seed)
-    values = (row.get("min_train_noise_fitting"), row.get("train_oracle_noise_fitting"))
-    if any(v is None for v in values) or values[1] == or_u:
+    nf, oracle = row.get("min_train_noise_fitting"), row.get("train_oracle_noise_fitting")
+    if nf is None or oracle is None or oracle == or_u:
         return None
-    return (values[0] - nf_u) / (values[1] - or_u)
+    return fit_fraction(nf, nf_u, oracle, or_u)
 
 
 # --------------------------------------------------------------------------------------
@@ -249,7 +250,8 @@ def image_frequency_figure(root: Path, sweep: dict, rows: list[dict], out: Path,
 
 
 def class_diversity_figure(root: Path, sweep: dict, rows: list[dict], out: Path, notes: list[str]) -> list[str]:
-    have = [r for r in rows if aggregate.read_class_diversity(root / r["run"])]
+    tables = {r["run"]: aggregate.read_class_diversity(root / r["run"]) for r in rows}
+    have = [r for r in rows if tables[r["run"]]]
     if not have:
         notes.append(f"no run has {aggregate.CLASS_DIVERSITY_CSV}: the class-diversity analysis has not been run, "
                      f"so there is no class-diversity figure.")
@@ -259,7 +261,7 @@ def class_diversity_figure(root: Path, sweep: dict, rows: list[dict], out: Path,
     for i, (label, group) in enumerate(_group(have, ["label"]).items()):
         for ax, kind in zip(axes, ("pixel", "feature")):
             for k, r in enumerate(group):
-                points = aggregate.last_step_rows(aggregate.read_class_diversity(root / r["run"]))
+                points = aggregate.last_step_rows(tables[r["run"]])
                 m, s, n = aggregate.mean_sem(g.get(f"diversity_spearman_{kind}") for g in group)
                 ax.scatter([p[f"diversity_{kind}"] for p in points], [p["hf_power_mean"] for p in points],
                            color=f"C{i % 10}", s=12, label=f"{label}: rho = {m:.2f} +- {s:.2f} ({n} runs)" if k == 0

@@ -29,10 +29,6 @@ class LineInputs:
     pairs: np.ndarray  # int32 [P, 2]: split indices of x_0 and x_1 (-1 where there is none)
     planes: dict[str, np.ndarray] | None = None  # plane lines: triples, labels, coords, extent, side
 
-    @property
-    def point_shape(self) -> tuple[int, ...]:
-        return tuple(self.table.shape[1:])
-
 
 def split_lines(labels: np.ndarray, settings: Mapping[str, Any]) -> Lines:
     """The lines of `settings["lines"]` (not planes) in split indices."""

@@ -63,9 +63,6 @@ class Lines:
         """int32 [P]: the line's class (label of x_0; -1 when unlabeled)."""
         return self.labels[:, 0]
 
-    def kind_names(self) -> list[str]:
-        return [KINDS[k] for k in np.unique(self.kind)]
-
     def with_table_indices(self, start: np.ndarray, target: np.ndarray) -> "Lines":
         return dataclasses.replace(self, start=np.asarray(start, np.int32), target=np.asarray(target, np.int32))
 

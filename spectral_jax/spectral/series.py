@@ -27,7 +27,7 @@ import numpy as np
 from spectral_jax import config as config_lib
 from spectral_jax import data as data_lib
 from spectral_jax import io, models, parallel
-from spectral_jax.errors import ConfigError
+from spectral_jax.errors import ConfigError, DamagedFile
 from spectral_jax.spectral import diversity as diversity_lib
 from spectral_jax.spectral import layout as layout_lib
 from spectral_jax.spectral import plane as plane_lib
@@ -39,7 +39,6 @@ from spectral_jax.spectral.settings import (DEFAULT_NAME, Layout, analysis_name,
                                             relevant_settings, settings_json)
 from spectral_jax.train import checkpoints
 
-ANALYSIS_NAME = DEFAULT_NAME
 SUMMARY_COLUMNS = results_lib.SUMMARY_COLUMNS
 # Config keys that fix the model's variables: a checkpoint restores only into the same ones.
 MODEL_KEYS = ("model", "use_batchnorm", "wrn.depth", "wrn.widen_factor")
@@ -65,7 +64,6 @@ class Target:
     workdir: Path
     config: ml_collections.ConfigDict
     name: str
-    steps: list[int]
     todo: list[int]
 
     @property
@@ -121,7 +119,7 @@ def plan(workdir: str | Path, config: ml_collections.ConfigDict, steps: str | Se
         raise ConfigError(f"{out} holds an analysis with other settings; give --config.analysis.name=NEW "
                           f"(or leave analysis.name empty for a folder named after the settings).")
     todo = [s for s in chosen if results_lib.stored_settings(out / f"step_{s}.npz") != wanted]
-    return Target(workdir, config, name, chosen, todo)
+    return Target(workdir, config, name, todo)
 
 
 def analyze_run(workdir: str | Path, config: ml_collections.ConfigDict | None = None, *,
@@ -227,7 +225,7 @@ def _analyze_targets(targets: list[Target], quiet: bool) -> None:
         log(f"wrote {summary}")
         stale = t.todo or not (t.workdir / "analysis" / class_diversity_name(t.name) / "class_diversity.json").exists()
         if a.lines == "pairs" and a.class_diversity and stale:
-            write_class_diversity(t.workdir, t.config, t.name, dataset, log)
+            write_class_diversity(t.workdir, t.config, t.name, dataset, log, fresh=t.todo)
 
 
 def config_inputs(config: ml_collections.ConfigDict, dataset) -> LineInputs:
@@ -384,33 +382,39 @@ def read_summary(workdir: str | Path, name: str = DEFAULT_NAME) -> list[dict]:
 # Class diversity (docs/methods.md §2.5)
 
 
-def write_class_diversity(workdir: Path, config, name: str, dataset, log=print) -> Path:
+def write_class_diversity(workdir: Path, config, name: str, dataset, log=print, fresh: Sequence[int] = ()) -> Path:
     """class_diversity.csv (per step and class) and class_diversity.json (Spearman correlations
-    with bootstrap intervals) from a pairs analysis and its split's images."""
+    with bootstrap intervals) from a pairs analysis and its split's images. Steps already in the
+    files (with the same diversity_images) are kept; the others, and the `fresh` ones (analysed
+    again just now), are computed."""
     a = config.analysis
-    split = dataset.split(a.split)
-    by_class = {}
-    for c in np.unique(split.labels):
-        if a.classes and int(c) not in a.classes:
-            continue
-        idx = np.flatnonzero(split.labels == c)[: a.diversity_images or None]
-        by_class[int(c)] = idx
-    used = np.concatenate(list(by_class.values()))
-    images = standardized(split.take(used).images, dataset.mean, dataset.std)
-    offsets = np.cumsum([0] + [len(v) for v in by_class.values()])
-    images_by_class = {c: images[offsets[i]:offsets[i + 1]] for i, c in enumerate(by_class)}
-    model, abstract = models.create_model(config, dataset.image_shape, dataset.num_classes)
-    mesh = parallel.make_mesh()
-    features_fn = jax.jit(model.features_fn)
-    rows, correlations = [], {}
-    for step in analysed_steps(workdir, name):
+    out = Path(workdir) / "analysis" / class_diversity_name(name)
+    steps = analysed_steps(workdir, name)
+    rows, correlations = _previous_diversity(out, a.diversity_images, set(steps) - set(fresh))
+    todo = [s for s in steps if str(s) not in correlations]
+    if todo:
+        split = dataset.split(a.split)
+        by_class = {}
+        for c in np.unique(split.labels):
+            if a.classes and int(c) not in a.classes:
+                continue
+            by_class[int(c)] = np.flatnonzero(split.labels == c)[: a.diversity_images or None]
+        used = np.concatenate(list(by_class.values()))
+        images = standardized(split.take(used).images, dataset.mean, dataset.std)
+        offsets = np.cumsum([0] + [len(v) for v in by_class.values()])
+        images_by_class = {c: images[offsets[i]:offsets[i + 1]] for i, c in enumerate(by_class)}
+        model, abstract = models.create_model(config, dataset.image_shape, dataset.num_classes)
+        mesh = parallel.make_mesh()
+        features_fn = jax.jit(model.features_fn)
+    for step in todo:
         variables = restore(workdir, step, abstract, mesh, config)
         diversity = diversity_lib.class_diversity(images_by_class, lambda x: features_fn(variables, x))
         step_rows, corr = diversity_lib.diversity_table(step, diversity_lib.class_frequency(load_step(workdir, step, name)),
                                                         diversity)
         rows += step_rows
         correlations[str(step)] = corr
-    out = Path(workdir) / "analysis" / class_diversity_name(name)
+    rows.sort(key=lambda r: (r["step"], r["class"]))
+    correlations = {k: correlations[k] for k in sorted(correlations, key=int)}
     lines = [",".join(diversity_lib.COLUMNS)] + [",".join(repr(r[c]) if isinstance(r[c], float) else str(r[c])
                                                           for c in diversity_lib.COLUMNS) for r in rows]
     io.write_text(out / "class_diversity.csv", "\n".join(lines) + "\n")
@@ -419,3 +423,21 @@ def write_class_diversity(workdir: Path, config, name: str, dataset, log=print) 
         "diversity_images": a.diversity_images, "correlations": correlations})
     log(f"wrote {out / 'class_diversity.csv'}")
     return out / "class_diversity.csv"
+
+
+def _previous_diversity(out: Path, diversity_images: int, keep: set[int]) -> tuple[list[dict], dict]:
+    """(rows, correlations) of the steps in `keep` that the class-diversity files already hold,
+    when they were computed with the same `diversity_images`; nothing from damaged files (they
+    are written again)."""
+    try:
+        record = io.read_json(out / "class_diversity.json")
+        rows = results_lib.read_csv(out / "class_diversity.csv")
+    except (FileNotFoundError, DamagedFile):
+        return [], {}
+    if record.get("diversity_images") != diversity_images or not isinstance(record.get("correlations"), dict):
+        return [], {}
+    correlations = {k: v for k, v in record["correlations"].items() if k.isdigit() and int(k) in keep}
+    integer = ("step", "class", "n_lines", "n_images")
+    rows = [{c: int(r[c]) if c in integer else r[c] for c in diversity_lib.COLUMNS}
+            for r in rows if str(int(r["step"])) in correlations]
+    return rows, correlations

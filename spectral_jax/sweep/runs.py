@@ -76,14 +76,14 @@ def expand(spec: str, root: str | Path, base_overrides=()) -> Plan:
     """The runs of the config file `spec` (`path.py[:ARG]`), with sweep-wide `base_overrides`
     (`[(dotted key, string)]`, as from `--config.KEY=VALUE`) applied to every run."""
     root = Path(root).absolute()
-    base = config_lib.load_config_file(spec)
+    module, _ = config_lib.load_config_module(spec, "get_sweep")  # the file runs once
+    base = config_lib.load_config_file(spec, module)
     config_lib.apply_overrides(base, base_overrides)
-    module, _ = config_lib.load_config_module(spec, "get_sweep")
     figure = getattr(module, "FIGURE", "intervention")
     if figure not in FIGURES:
         raise ConfigError(f"{spec}: FIGURE = {figure!r}; valid figures: {', '.join(FIGURES)}.")
     title = re.sub(r"\s*\(docs/methods\.md[^)]*\)", "", (module.__doc__ or spec).strip().splitlines()[0])
-    given = config_lib.call_config_function(spec, "get_sweep")
+    given = config_lib.call_config_function(spec, "get_sweep", module)
     if not isinstance(given, list) or not given or not all(isinstance(r, dict) for r in given):
         raise ConfigError(f"{spec}: get_sweep() must return a non-empty list of override dicts.")
     runs = _resolve(given, base, root, spec)

@@ -250,15 +250,6 @@ def restore_variables(workdir: str | Path, step: int, abstract_variables: dict[s
     return _restore(workdir, step, model, None, variables=abstract_variables)[0]["variables"]
 
 
-def check_identity(workdir: str | Path, step: int, abstract_variables: dict[str, Any],
-                   model: str | None = None) -> None:
-    """`CheckpointMismatch` when checkpoint `step` holds another model than the config builds (a
-    metadata read: commands call it before any compute)."""
-    with _reader(workdir) as manager:
-        _check_identity(checkpoint_dir(workdir) / str(step), _metadata(manager, workdir, step), model,
-                        abstract_variables, None)
-
-
 def _reader(workdir) -> ocp.CheckpointManager:
     """A manager that is only asked for metadata and restores: readers never write, rename or
     delete (orbax's read_only option would do the same, with a warning per checkpoint)."""

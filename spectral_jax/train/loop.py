@@ -65,11 +65,9 @@ def train_runs(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence[
         raise ConfigError(f"train_runs needs one run directory per config, got {len(configs)} and {len(workdirs)}.")
     if len(configs) > 1:
         ensemble.check_members(configs, workdirs)
-    dataset = None
-    runs = []
+    runs: list[_Run] = []
     for config, workdir in zip(configs, workdirs):
-        runs.append(_setup(config, Path(workdir), quiet, dataset))
-        dataset = runs[0].dataset  # members share one dataset, opened once
+        runs.append(_setup(config, Path(workdir), quiet, runs[0] if runs else None))
     # One trainer per run directory, taken before anything is written (docs/run_directory.md).
     with contextlib.ExitStack() as locks:
         for run in runs:
@@ -224,11 +222,12 @@ class _Run:
             print(*args)
 
 
-def _setup(config: ml_collections.ConfigDict, workdir: Path, quiet: bool, dataset=None) -> _Run:
-    """Every check that can fail on bad input, before the workdir is touched or anything compiled
-    (`dataset`: already opened for this config, e.g. by another member of an ensemble)."""
+def _setup(config: ml_collections.ConfigDict, workdir: Path, quiet: bool, lead: _Run | None = None) -> _Run:
+    """Every check that can fail on bad input, before the workdir is touched or anything compiled.
+    `lead`: the first member of an ensemble, whose dataset, teacher, model and label noise the
+    others share (they differ only in config.ENSEMBLE_KEYS, see `ensemble.check_members`)."""
     config_lib.validate(config)
-    dataset = dataset or data_lib.open_dataset(config)
+    dataset = lead.dataset if lead else data_lib.open_dataset(config)
     if dataset.streamed and config.noise.type != "none":
         raise ConfigError(f"{config.dataset} is streamed: noise fitting (noise.type) needs an in-memory "
                           f"dataset, since it evaluates the whole training set every epoch.")
@@ -238,14 +237,17 @@ def _setup(config: ml_collections.ConfigDict, workdir: Path, quiet: bool, datase
     schedule = config_lib.resolve_schedule(config, len(dataset.split("train")))
     parallel.check_divisible(config.batch_size)
     parallel.check_divisible(config.eval_batch_size, "eval_batch_size")
-    teacher = None
-    if config.teacher_workdir:
+    teacher = lead.teacher if lead else None
+    if config.teacher_workdir and not lead:
         teacher = distill.load_teacher(config.teacher_workdir, dataset.image_shape, dataset.num_classes,
                                        config.dataset)
     _check_workdir_config(config, workdir)
     keys = run_keys(config.seed)
-    model, abstract_variables = models.create_model(config, dataset.image_shape, dataset.num_classes)
-    noise, noise_info = _make_noise(config, dataset)
+    if lead:
+        model, abstract_variables, noise, noise_info = lead.model, lead.abstract_variables, lead.noise, lead.noise_info
+    else:
+        model, abstract_variables = models.create_model(config, dataset.image_shape, dataset.num_classes)
+        noise, noise_info = _make_noise(config, dataset)
     return _Run(config, workdir, quiet, parallel.is_main_process(), dataset, schedule, teacher, keys, model,
                 abstract_variables, noise, noise_info)
 
@@ -300,16 +302,18 @@ def _restore_or_init(runs: list[_Run], restart_schedule: bool) -> tuple[list[dic
     if restart_schedule and (start_step == 0 or start_step >= schedule.total_steps):
         raise ConfigError("--restart_schedule starts a new cosine cycle where a run is extended: give a longer "
                           "duration (--config.epochs=N) for a run that has trained some steps.")
+    lead, dataset = runs[0], runs[0].dataset
+    augment = make_augment_fn(lead.config, dataset.image_shape, dataset.num_classes, dataset.mean, dataset.std)
+    # One batch function for every member (what may differ between them comes through aux["hyper"]).
+    batch_fn = batch_lib.make_batch_fn(lead.config, dataset.num_classes, augment=augment, noise=lead.noise,
+                                       teacher=lead.teacher[0] if lead.teacher else None)
     states, histories = [], []
     for run, (_, state, proven) in zip(runs, restored):
         config = run.config
         if restart_schedule:
             config.schedule_restart_step = _restart_step(run.workdir, config, start_step)
         run.optimizer, run.lr_schedule = optimizer_lib.make_optimizer(config, schedule.total_steps)
-        augment = make_augment_fn(config, run.dataset.image_shape, run.dataset.num_classes, run.dataset.mean,
-                                  run.dataset.std)
-        run.batch_fn = batch_lib.make_batch_fn(config, run.dataset.num_classes, augment=augment, noise=run.noise,
-                                               teacher=run.teacher[0] if run.teacher else None)
+        run.batch_fn = batch_fn
         if run.main:
             run.workdir.mkdir(parents=True, exist_ok=True)
             _write_config(config, run.workdir, run.log)
