@@ -13,6 +13,7 @@ import numpy as np
 
 from spectral_jax import cli, io
 from spectral_jax.config import load_run_config
+from spectral_jax.spectral import results as results_lib
 from spectral_jax.spectral import series
 
 ORIGINAL_COLUMNS = ("step", "kind", "n_lines", "hf_power_mean", "hf_power_sem", "max_grad_mean", "max_grad_sem",
@@ -75,6 +76,12 @@ def test_class_diversity_computes_only_new_steps(run_copy, tmp_path, monkeypatch
     for name in ("class_diversity.csv", "class_diversity.json"):
         got, want = (w / "analysis" / "class_diversity" / name for w in (run_copy, reference))
         assert got.read_text() == want.read_text(), name
+    # A damaged table (a column lost): rerunning analyze, the way out its error names, rewrites it.
+    table = run_copy / "analysis" / "class_diversity" / "class_diversity.csv"
+    table.write_text("\n".join(",".join(line.split(",")[:-1]) for line in table.read_text().splitlines()) + "\n")
+    assert cli.main(["analyze", "--workdir", str(run_copy), *FAST]) == 0
+    assert table.read_text() == (reference / "analysis" / "class_diversity" / "class_diversity.csv").read_text()
+    assert len(computed) == 3  # both steps again
 
 
 def test_stacked_checkpoints_equal_one_by_one(run_copy, tmp_path):
@@ -99,12 +106,20 @@ def test_root_analyses_every_run_in_one_program(trained_run, tmp_path, capsys):
     for name in ("wd_a", "wd_b"):
         (folder,) = series.analysis_names(root / name)
         assert folder.startswith("gradient-count-") and series.analysed_steps(root / name, folder) == [44, 88]
-    # A run added later: only it is computed, whatever the order of the runs with work left.
+    # A run added later: only it is computed, whatever the order of the runs with work left. Its
+    # leftover part, cut at another size by an analysis of it alone, is not taken for one of this size.
     shutil.copytree(trained_run, root / "wd_0_new")
+    folder = series.analysis_names(root / "wd_a")[0]
+    settings = str(series.load_step(root / "wd_a", 44, folder)["settings_json"])
+    stale = root / "wd_0_new" / "analysis" / folder / ".parts" / "step_44.lines_8.part_0.npz"
+    results_lib.save(stale, {"hf_power": np.full(8, 7.0), "settings_json": np.asarray(settings)})
     assert cli.main(["analyze", "--root", str(root), *FAST, "--config.analysis.lines=gradient",
                      "--config.analysis.images_per_class=2"]) == 0
     assert "2 checkpoint(s) of 3 run(s)" in capsys.readouterr().out
-    assert series.analysed_steps(root / "wd_0_new", series.analysis_names(root / "wd_0_new")[0]) == [44, 88]
+    assert series.analysed_steps(root / "wd_0_new", folder) == [44, 88]
+    np.testing.assert_array_equal(series.load_step(root / "wd_0_new", 44, folder)["hf_power"],
+                                  series.load_step(root / "wd_a", 44, folder)["hf_power"])
+    assert not stale.exists()
     assert cli.main(["analyze", "--root", str(tmp_path / "empty_root_missing")]) == 2
 
 

@@ -96,7 +96,8 @@ def test_missing_data_error_is_quick_and_says_what_to_do(tmp_path, name):
     t0 = time.perf_counter()
     with pytest.raises(ConfigError) as e:
         data.open_dataset(name, str(empty))
-    assert time.perf_counter() - t0 < 5.0
+    # No download attempt (offline, tfds retries one for minutes); the bound allows a loaded machine.
+    assert time.perf_counter() - t0 < 20.0
     msg = str(e.value)
     assert f"Dataset {name!r}" in msg
     assert str(empty) in msg
@@ -124,7 +125,7 @@ def test_train_cli_fails_fast_on_missing_data_and_writes_nothing(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert f"spectral-jax prepare cifar10 --data_dir {empty}" in proc.stderr
     assert not workdir.exists()
-    assert elapsed < 30, f"took {elapsed:.1f} s"
+    assert elapsed < 60, f"took {elapsed:.1f} s"  # start-up and imports included, on a loaded machine
 
 
 # --------------------------------------------------------------------------------------

@@ -74,15 +74,17 @@ def test_stacked_checkpoints_equal_one_at_a_time(setup):
             np.testing.assert_allclose(stacked[name][g], one[name], rtol=1e-4, atol=1e-6, err_msg=name)
 
 
-def test_automatic_stack_counts_each_checkpoint_and_its_chunk_work(setup, monkeypatch):
+def test_automatic_stack_counts_each_checkpoint_and_its_work(setup, monkeypatch):
     """With no stack given (an accelerator's default), as many checkpoints are stacked as fit in
-    half the free memory, each taking two copies of the variables and XLA's count of one chunk."""
+    half the free memory, each taking two copies of the variables and its work: XLA's count of the
+    chunk program's temporaries and the results of two parts in flight."""
     images, mean, std, variables, pairs = setup
-    small, big = (LineEvaluator(linear_apply_fn, num_points=16, chunk_lines=c, forward_batch=8)
-                  .prepare(variables, jnp.asarray(images), pairs, mean, std) for c in (1, 8))
-    ev = LineEvaluator(linear_apply_fn, num_points=16)
-    small_bytes, big_bytes = ev.chunk_bytes(small), ev.chunk_bytes(big)
-    assert 0 < small_bytes < big_bytes  # 8 lines of 16 points each carry their logits and spectra
+    ev = LineEvaluator(linear_apply_fn, num_points=16, chunk_lines=2, forward_batch=8)
+    small, big = (ev.prepare(variables, jnp.asarray(images), pairs, mean, std, part_lines=n) for n in (2, 10))
+    small_bytes, big_bytes = ev.work_bytes(small), ev.work_bytes(big)
+    # 10 lines in parts of 10: 2 x 5 chunks of results in flight against 2 x 1; the logits alone
+    # of one chunk (2 lines x 16 points x 5 classes, float32) are 640 bytes.
+    assert big_bytes - small_bytes >= 8 * 640
     var_bytes = sum(x.nbytes for x in jax.tree.leaves(variables))
     monkeypatch.setattr(layout, "default_stack", lambda backend=None: 0)
     monkeypatch.setattr(layout, "free_memory_bytes", lambda: 2 * 5 * (2 * var_bytes + big_bytes))

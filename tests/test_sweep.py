@@ -184,6 +184,7 @@ def test_local_pool_keeps_at_most_max_parallel_jobs_alive(tmp_path, monkeypatch,
             peak.append(len(alive))
             per_gpu.append(max([sum(j.gpu == [g] for j in alive) for g in gpus], default=0))
             assert job.gpu is None if not gpus else len(job.gpu) == 1
+            assert fn.shares_gpu == (0 < len(gpus) < 3)  # JAX must not preallocate a shared GPU
             return job
 
     monkeypatch.setattr(executors.require_submitit(), "LocalExecutor", Executor)

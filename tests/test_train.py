@@ -132,6 +132,14 @@ def test_resume_by_workdir_extends_and_restarts_the_schedule_only_when_asked(tmp
     assert io.read_json(tmp_path / "restarted" / "config.json")["schedule_restart_step"] == spe
     rerun = [rec["lr"] for rec in io.read_jsonl(tmp_path / "restarted" / "metrics.jsonl")]
     assert rerun == pytest.approx(lr["restarted"])
+    # Killed again, and resumed from the config file this time (no flag, schedule_restart_step 0
+    # there): a rerun of the same duration still follows the cycle it began.
+    shutil.rmtree(checkpoints.checkpoint_dir(tmp_path / "restarted") / str(total))
+    (tmp_path / "restarted" / "summary.json").unlink()
+    assert cli.main(["train", "--config", demo, "--config.epochs=3", "--workdir", r]) == 0
+    assert io.read_json(tmp_path / "restarted" / "config.json")["schedule_restart_step"] == spe
+    rerun = [rec["lr"] for rec in io.read_jsonl(tmp_path / "restarted" / "metrics.jsonl")]
+    assert rerun == pytest.approx(lr["restarted"])
     assert io.read_json(tmp_path / "run" / "summary.json")["last_step"] == total
 
     assert cli.main(["train", "--workdir", w, "--config.epochs=2"]) == 2  # shortening is refused

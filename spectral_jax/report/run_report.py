@@ -68,8 +68,9 @@ def _report_analysis(workdir: Path, name: str, out: Path, written: list[str]) ->
     if (diversity / "class_diversity.json").exists():
         way_out = f"Rerun spectral-jax analyze --workdir {workdir}: it writes it again."
         record = io.read_json(diversity / "class_diversity.json", way_out)
-        if not isinstance(record.get("correlations"), dict) or not record["correlations"]:
-            raise DamagedFile(diversity / "class_diversity.json", "it has no correlations", way_out)
+        correlations = record.get("correlations")
+        if not isinstance(correlations, dict) or not correlations or not all(k.isdigit() for k in correlations):
+            raise DamagedFile(diversity / "class_diversity.json", "it has no correlations by step", way_out)
         step_key = max(record["correlations"], key=int)
         rows_at = [r for r in results.read_csv(diversity / "class_diversity.csv") if r["step"] == int(step_key)]
         figures.diversity_figure(rows_at, record["correlations"][step_key], out / f"class_diversity{suffix}.png")

@@ -200,16 +200,20 @@ class LineEvaluator:
                    for i in range(used)]
         return results, hi - lo, 1 if p.stacked else 0
 
-    def chunk_bytes(self, p: "Prepared") -> int:
-        """Device memory one chunk of one checkpoint's program needs beyond its inputs (XLA's
-        temporaries and outputs of the compiled program; compiles it)."""
+    def work_bytes(self, p: "Prepared") -> int:
+        """Device memory one checkpoint's analysis needs beyond its inputs: the chunk program's
+        temporaries (XLA's memory analysis of the compiled program; compiles it) and the results
+        of every chunk of the two parts in flight (`parts` launches one before fetching the last)."""
         one = dataclasses.replace(p, stacked=False)
         part = {name: jax.ShapeDtypeStruct((1, p.chunk_lines), np.asarray(v).dtype)
                 for name, v in self._fields(p, 0, 0).items()}
         compiled = self._function(one).lower(p.variables, p.images, p.mean, p.std, p.directions, part,
                                              jnp.int32(0)).compile()
         stats = compiled.memory_analysis()
-        return int(stats.temp_size_in_bytes + stats.output_size_in_bytes) if stats is not None else 0
+        if stats is None:
+            return 0
+        chunks_in_flight = 2 * -(-min(p.part_lines, len(p.lines)) // p.chunk_lines)
+        return int(stats.temp_size_in_bytes + chunks_in_flight * stats.output_size_in_bytes)
 
     def _function(self, p: "Prepared") -> Callable:
         key = (p.lines.vector, p.n_fft, p.chunk_lines, p.forward_batch, p.stacked, p.mean is None)

@@ -81,16 +81,16 @@ def default_stack(backend: str | None = None) -> int:
     return DEFAULT_STACK.get(backend or jax.default_backend(), 0)
 
 
-def stack_size(variables: Any, chunk_bytes: int | Callable[[], int], num_checkpoints: int, stack: int = 0) -> int:
+def stack_size(variables: Any, work_bytes: int | Callable[[], int], num_checkpoints: int, stack: int = 0) -> int:
     """Checkpoints per program: `stack` if given, the backend's default, else as many as fit in
     half the free device memory, each taking two copies of the variables (restored, and its slice
-    of the stacked ones) and one chunk's work (`chunk_bytes`: XLA's count of one checkpoint's
-    chunk program, or a function giving it, called only when needed: it compiles)."""
+    of the stacked ones) and `work_bytes` (`LineEvaluator.work_bytes`, or a function giving it,
+    called only when needed: it compiles)."""
     stack = stack or default_stack()
     if stack:
         return max(1, min(stack, num_checkpoints))
-    chunk_bytes = chunk_bytes() if callable(chunk_bytes) else chunk_bytes
-    per = 2 * sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(variables)) + chunk_bytes
+    work_bytes = work_bytes() if callable(work_bytes) else work_bytes
+    per = 2 * sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(variables)) + work_bytes
     return max(1, min(num_checkpoints, MAX_STACK, int(0.5 * free_memory_bytes() // max(per, 1))))
 
 

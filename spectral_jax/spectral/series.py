@@ -208,7 +208,7 @@ def _analyze_targets(targets: list[Target], quiet: bool) -> None:
         part_lines = record.part_lines if record and record.part_lines else a.flush_lines
         prepared = evaluator.prepare(first, inputs.table, inputs.lines, inputs.mean, inputs.std,
                                      directions=inputs.directions, part_lines=part_lines)
-        stack = record.stack if record else layout_lib.stack_size(first, lambda: evaluator.chunk_bytes(prepared), len(work), a.stack)
+        stack = record.stack if record else layout_lib.stack_size(first, lambda: evaluator.work_bytes(prepared), len(work), a.stack)
         layout = Layout(prepared.chunk_lines, evaluator.forward_batch, stack, prepared.part_lines)
         for t in targets:
             _write_settings(t, layout)
@@ -223,8 +223,7 @@ def _analyze_targets(targets: list[Target], quiet: bool) -> None:
     for t in targets:
         summary = write_summary(t.workdir, t.name)
         log(f"wrote {summary}")
-        stale = t.todo or not (t.workdir / "analysis" / class_diversity_name(t.name) / "class_diversity.json").exists()
-        if a.lines == "pairs" and a.class_diversity and stale:
+        if a.lines == "pairs" and a.class_diversity and (t.todo or not _diversity_current(t, a.diversity_images)):
             write_class_diversity(t.workdir, t.config, t.name, dataset, log, fresh=t.todo)
 
 
@@ -270,18 +269,18 @@ def _evaluate_group(evaluator: LineEvaluator, prepared: Prepared, group, variabl
     p = dataclasses.replace(prepared, variables=variables, stacked=stacked)
     sj = [settings_json(t.config.analysis) for t, _ in group]
     done = {k for k in range(p.num_parts)
-            if all(results_lib.stored_settings(_part_path(t, s, k)) == j for (t, s), j in zip(group, sj))}
+            if all(results_lib.stored_settings(_part_path(t, s, k, p.part_lines)) == j for (t, s), j in zip(group, sj))}
     for k, out in evaluator.parts(p, skip=done):
         for i, ((t, s), j) in enumerate(zip(group, sj)):
             part = {name: v[i] for name, v in out.items()} if stacked else out
-            results_lib.save(_part_path(t, s, k), {**part, "settings_json": np.asarray(j)})
+            results_lib.save(_part_path(t, s, k, p.part_lines), {**part, "settings_json": np.asarray(j)})
     for (t, s), j in zip(group, sj):
-        parts = [results_lib.load(_part_path(t, s, k)) for k in range(p.num_parts)]
+        parts = [results_lib.load(_part_path(t, s, k, p.part_lines)) for k in range(p.num_parts)]
         stats = {name: np.concatenate([q[name] for q in parts]) for name in parts[0] if name != "settings_json"}
         path = t.out / f"step_{s}.npz"
         results_lib.save(path, step_results(stats, inputs, t.config.analysis, p.n_fft, s))
-        for k in range(p.num_parts):
-            _part_path(t, s, k).unlink(missing_ok=True)
+        for part_file in (t.out / ".parts").glob(f"step_{s}.*"):  # of any part size
+            part_file.unlink(missing_ok=True)
         log(f"analyzed {t.workdir} step {s}: {len(inputs.lines)} lines -> {path}")
 
 
@@ -304,8 +303,10 @@ def step_results(stats: dict[str, np.ndarray], inputs: LineInputs, a, n_fft: int
         frequency=np.asarray(spectrum.frequencies(n_fft, a["sampling"], a["step"])))
 
 
-def _part_path(t: Target, step: int, k: int) -> Path:
-    return t.out / ".parts" / f"step_{step}.part_{k}.npz"
+def _part_path(t: Target, step: int, k: int, part_lines: int) -> Path:
+    """Part k of a step's results, cut in parts of `part_lines` lines (in the name: runs analysed
+    together by --root may hold parts cut at another size, which are then computed again)."""
+    return t.out / ".parts" / f"step_{step}.lines_{part_lines}.part_{k}.npz"
 
 
 def _read_layout(targets: list[Target]) -> Layout | None:
@@ -425,19 +426,27 @@ def write_class_diversity(workdir: Path, config, name: str, dataset, log=print, 
     return out / "class_diversity.csv"
 
 
+def _diversity_current(t: Target, diversity_images: int) -> bool:
+    """The class-diversity files hold every analysed step, readable (a damaged one is rewritten)."""
+    steps = analysed_steps(t.workdir, t.name)
+    _, correlations = _previous_diversity(t.workdir / "analysis" / class_diversity_name(t.name), diversity_images,
+                                          set(steps))
+    return set(correlations) == {str(s) for s in steps}
+
+
 def _previous_diversity(out: Path, diversity_images: int, keep: set[int]) -> tuple[list[dict], dict]:
     """(rows, correlations) of the steps in `keep` that the class-diversity files already hold,
     when they were computed with the same `diversity_images`; nothing from damaged files (they
     are written again)."""
     try:
         record = io.read_json(out / "class_diversity.json")
-        rows = results_lib.read_csv(out / "class_diversity.csv")
-    except (FileNotFoundError, DamagedFile):
+        rows = io.read_csv(out / "class_diversity.csv", required=diversity_lib.COLUMNS)
+        if record.get("diversity_images") != diversity_images or not isinstance(record.get("correlations"), dict):
+            return [], {}
+        correlations = {k: v for k, v in record["correlations"].items() if k.isdigit() and int(k) in keep}
+        integer = ("step", "class", "n_lines", "n_images")
+        rows = [{c: int(r[c]) if c in integer else r[c] for c in diversity_lib.COLUMNS}
+                for r in rows if str(int(r["step"])) in correlations]
+    except (FileNotFoundError, DamagedFile, ValueError, OverflowError):  # int(nan), int(inf): damaged too
         return [], {}
-    if record.get("diversity_images") != diversity_images or not isinstance(record.get("correlations"), dict):
-        return [], {}
-    correlations = {k: v for k, v in record["correlations"].items() if k.isdigit() and int(k) in keep}
-    integer = ("step", "class", "n_lines", "n_images")
-    rows = [{c: int(r[c]) if c in integer else r[c] for c in diversity_lib.COLUMNS}
-            for r in rows if str(int(r["step"])) in correlations]
     return rows, correlations

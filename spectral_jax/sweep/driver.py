@@ -32,12 +32,13 @@ def run_sweep(spec: str, root: str | Path, opts: executors.Options | None = None
     root = Path(root).absolute()
     t0 = time.perf_counter()
     plan = expand(spec, root, overrides)
-    _check_root(root, plan)
     if dry_run:
+        _check_root(root, plan)
         return _sweep(plan, root, opts, dry_run, log, t0)
-    # One driver per root (its jobs take their runs' own locks). It cleans only what it alone
-    # writes: jobs/ top level, not the jobs' state files.
+    # One driver per root (its jobs take their runs' own locks), which checks the root it holds.
+    # It cleans only what it alone writes: jobs/ top level, not the jobs' state files.
     with io.RunLock(root, "sweep", owns=state_lib.JOBS_DIR, recursive=False):
+        _check_root(root, plan)
         return _sweep(plan, root, opts, dry_run, log, t0)
 
 

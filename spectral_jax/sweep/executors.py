@@ -87,9 +87,16 @@ def require_submitit():
 
 class GroupJob:
     """The callable a job runs: `run_group` on (root, [(name, config)]). Its `checkpoint`
-    makes submitit requeue it on a SLURM timeout or preemption (training resumes itself)."""
+    makes submitit requeue it on a SLURM timeout or preemption (training resumes itself).
+    `shares_gpu`: other jobs run on its GPU, so it must not take most of the GPU's memory up
+    front, as JAX does by default (set before the job's first device use; a user's setting wins)."""
+
+    def __init__(self, shares_gpu: bool = False):
+        self.shares_gpu = shares_gpu
 
     def __call__(self, root: str, runs, quiet: bool = False) -> dict[str, str]:
+        if self.shares_gpu:
+            os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
         env = require_submitit().JobEnvironment()
         if env.num_tasks > 1:  # a multi-node run: every task joins one jax.distributed cluster
             parallel.initialize_distributed()
@@ -174,7 +181,8 @@ def run_pool(root: Path, groups: Sequence[list[Run]], opts: Options, current: di
                 if gpu is not None:
                     jobs_on[gpu] += 1
                     executor.update_parameters(gpus_per_node=1, visible_gpus=[gpu])
-                job = executor.submit(GroupJob(), str(root), [(r.name, r.config) for r in group], debug)
+                job = executor.submit(GroupJob(shares_gpu=slots > len(gpus) > 0), str(root),
+                                      [(r.name, r.config) for r in group], debug)
                 active[job] = (group, gpu)
                 state_lib.record_submitted(root, {r.name: {"job_id": str(job.job_id), "executor": opts.executor,
                                                             "log": str(job.paths.stdout), "time": time.time()}

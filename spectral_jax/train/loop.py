@@ -307,11 +307,11 @@ def _restore_or_init(runs: list[_Run], restart_schedule: bool) -> tuple[list[dic
     # One batch function for every member (what may differ between them comes through aux["hyper"]).
     batch_fn = batch_lib.make_batch_fn(lead.config, dataset.num_classes, augment=augment, noise=lead.noise,
                                        teacher=lead.teacher[0] if lead.teacher else None)
+    cycle = _cycle_start(lead.workdir, lead.config, start_step, restart_schedule)  # one schedule for all members
     states, histories = [], []
     for run, (_, state, proven) in zip(runs, restored):
         config = run.config
-        if restart_schedule:
-            config.schedule_restart_step = _restart_step(run.workdir, config, start_step)
+        config.schedule_restart_step = cycle
         run.optimizer, run.lr_schedule = optimizer_lib.make_optimizer(config, schedule.total_steps)
         run.batch_fn = batch_fn
         if run.main:
@@ -329,16 +329,18 @@ def _restore_or_init(runs: list[_Run], restart_schedule: bool) -> tuple[list[dic
     return states, start_step, histories
 
 
-def _restart_step(workdir: Path, config: ml_collections.ConfigDict, start_step: int) -> int:
-    """Where the new cosine cycle of `--restart_schedule` starts: the resumed step, unless this
-    is the rerun of an interrupted extension (config.json already has this duration and a cycle
-    start at or before the resumed step), which keeps the cycle it began."""
+def _cycle_start(workdir: Path, config: ml_collections.ConfigDict, start_step: int, restart_schedule: bool) -> int:
+    """Where the current cosine cycle starts (`schedule_restart_step`). A rerun with the duration
+    config.json already has keeps the cycle recorded there if it began at or before the resumed
+    step (an interrupted extension, rerun with or without --restart_schedule, or ensemble members
+    catching up); otherwise --restart_schedule starts one at the resumed step, and without it the
+    config's own value stands."""
     if config_lib.is_run_dir(workdir):
         previous = config_lib.load_run_config(workdir)
         same_duration = all(previous.get(k) == config.get(k) for k in ("epochs", "steps"))
         if same_duration and 0 < previous.get("schedule_restart_step", 0) <= start_step:
             return previous.schedule_restart_step
-    return start_step
+    return start_step if restart_schedule else config.get("schedule_restart_step", 0)
 
 
 def _abstract_state(run: _Run) -> dict:
