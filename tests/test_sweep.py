@@ -312,6 +312,17 @@ def test_a_root_holds_one_experiment(finished_sweep_root, tmp_path):
     assert not same_spec(e1 + ":smoke", e1 + ":cpu") and not same_spec(e1, spec)
 
 
+def test_without_submitit_a_sweep_stops_before_writing(tmp_path, monkeypatch, capsys):
+    def missing(name, *args):
+        raise ImportError(f"No module named {name!r}")
+
+    monkeypatch.setattr(executors.importlib, "import_module", missing)
+    spec = write_sweep_config(tmp_path / "s.py", 'hyper.sweep("seed", [0])')
+    assert cli.main(["sweep", f"--config={spec}", "--root", str(tmp_path / "r"), "--executor", "debug"]) == 2
+    assert "pip install 'spectral-jax[launch]'" in capsys.readouterr().err
+    assert not (tmp_path / "r" / "sweep.json").exists()
+
+
 def test_one_sweep_driver_per_root(finished_sweep_root, capsys):
     """A second `sweep` on a root whose driver still runs is refused in one line, before it
     submits anything; the finished sweep then reruns (all skipped) once the first is gone."""

@@ -56,6 +56,8 @@ def _sweep(plan: Plan, root: Path, opts: executors.Options, dry_run: bool, log: 
             log(f"  {states[run.name][0]:<11} {run.name}  {run.overrides}")
         log(executors.describe_submission(root, groups, opts))
         return 0
+    if groups:
+        executors.require_submitit()  # a missing extra is an error before anything is written
     io.write_json(root / SWEEP_FILE, plan.record())
     current = {name: s for name, (s, _) in states.items()}
     outcome: dict[str, tuple[str, str]] = {}
