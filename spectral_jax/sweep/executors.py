@@ -310,9 +310,7 @@ def describe_submission(root: Path, groups: Sequence[list[Run]], opts: Options) 
         where = "in this process" if opts.executor == "debug" else \
             f"on this machine, {slots} job(s) at a time" + (f", one GPU each ({len(gpus)} GPUs)" if gpus else "")
         return f"{len(groups)} job(s) {where}."
-    require_submitit()
-    from submitit.slurm import slurm as submitit_slurm  # after require_submitit: installed
-
+    submitit_slurm = require_submitit().slurm.slurm
     command = " ".join([sys.executable, "-u -m submitit.core._submit", str(logs_folder(root))])
     parts = []
     for i, stage_groups in enumerate(stages(groups)):
