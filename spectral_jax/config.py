@@ -35,7 +35,9 @@ CONFIG_ARGS = ("cpu", "smoke")  # the laptop-sized variants every experiment con
 ANALYSIS_LINES = ("pairs", "random", "fourier", "f", "1/f", "gradient", "plane")
 ANALYSIS_SAMPLINGS = ("count", "distance", "reference")
 ANALYSIS_SIGNALS = ("prob_distance", "class_logit", "predicted_prob")
-ANALYSIS_CUTOFF_UNITS = ("bins", "cycles_per_unit")
+ANALYSIS_CUTOFF_UNITS = ("cycles_per_line", "bins", "cycles_per_unit")
+# hf_power estimators: cubic (default), linear (the first release's, kept to reproduce its results), hann.
+ANALYSIS_ESTIMATORS = ("cubic", "linear", "hann")
 ANALYSIS_SPLITS = ("test", "train", "val", "extra")  # val: with train_size; extra: CIFAR-10.1
 DTYPES = ("float32", "bfloat16")
 AUGMENT_POLICIES = ("none", "autoaugment", "randaugment")
@@ -116,8 +118,9 @@ FIELDS: tuple[tuple[str, Any, str], ...] = (
     ("analysis.step", 1.0, "distance sampling: standardized units between points"),
     ("analysis.max_points", 1024, "distance sampling: the most points a line may have (an error beyond)"),
     ("analysis.signal", "prob_distance", "prob_distance (||p_k - p_0||), class_logit or predicted_prob"),
-    ("analysis.hf_cutoff", 0.0, "high-frequency cutoff; 0 = ceil(M/8) bins, or 0.1 cycles/unit in distance sampling"),
-    ("analysis.hf_cutoff_unit", "", "bins or cycles_per_unit; '' = bins, or cycles_per_unit in distance sampling"),
+    ("analysis.estimator", "cubic", "detrending before the FFT: cubic (end values and end slopes), linear (ends only; the first release's) or hann (linear, then a Hann taper)"),
+    ("analysis.hf_cutoff", 0.0, "high-frequency cutoff; 0 = 8 cycles per line (count), 0.1 cycles/unit (distance), ceil(N/8) bins (reference, estimator=linear)"),
+    ("analysis.hf_cutoff_unit", "", "cycles_per_line, bins or cycles_per_unit; '' = the default of the sampling and estimator"),
     ("analysis.save_logits", True, "save per-point logits [P, N, K] (false: flat memory for huge analyses)"),
     ("analysis.class_diversity", True, "pairs: per-class hf statistics against class diversity (docs/methods.md §2.5)"),
     ("analysis.diversity_images", 100, "class diversity: images per class for the pairwise distances"),
@@ -263,6 +266,8 @@ def config_from_json(path: str | Path) -> ml_collections.ConfigDict:
     mode = analysis.pop("mode", None) if isinstance(analysis, dict) else None  # before analysis.sampling
     if mode is not None:
         analysis.setdefault("sampling", "reference" if mode == "reference" else "count")
+    if isinstance(analysis, dict):  # written before analysis.estimator existed: the linear estimator
+        analysis.setdefault("estimator", "linear")
     try:
         _merge(config, values, prefix="")
     except (TypeError, ValueError) as e:  # a value of the wrong type for its key (ConfigError included)
@@ -401,6 +406,7 @@ def validate_analysis(a: ml_collections.ConfigDict) -> None:
     _choice("analysis.split", a.split, ANALYSIS_SPLITS)
     _choice("analysis.sampling", a.sampling, ANALYSIS_SAMPLINGS)
     _choice("analysis.signal", a.signal, ANALYSIS_SIGNALS)
+    _choice("analysis.estimator", a.estimator, ANALYSIS_ESTIMATORS)
     if a.hf_cutoff_unit:
         _choice("analysis.hf_cutoff_unit", a.hf_cutoff_unit, ANALYSIS_CUTOFF_UNITS)
     if not (isinstance(a.num_points, int) and a.num_points >= 8):

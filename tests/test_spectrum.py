@@ -23,9 +23,24 @@ def logits_for_signal(r: np.ndarray, q0: float = 0.2) -> np.ndarray:
     return np.stack([np.log(q), np.log1p(-q)], axis=-1).astype(np.float32)
 
 
+def numpy_detrend(s: np.ndarray, estimator: str) -> np.ndarray:
+    """docs/analysis.md §4's estimators in float64 numpy, for the n valid values of one line."""
+    n = len(s)
+    t = np.arange(n) / max(n - 1, 1)
+    if estimator == "cubic" and n >= 4:  # the cubic through the first two and the last two values
+        nodes = [0, 1, n - 2, n - 1]
+        return s - np.polyval(np.polyfit(t[nodes], s[nodes], 3), t)
+    d = s - s[-1] * t
+    if estimator == "hann":
+        d = d * (0.5 - 0.5 * np.cos(2 * np.pi * t)) / math.sqrt(3 / 8)
+    return d
+
+
 def numpy_statistics(logits: np.ndarray, spacing: float, signal: str = "prob_distance", n: int | None = None,
-                     cls: int = -1, sampling: str = "count", cut: float | None = None) -> dict:
-    """§10 written out independently in float64 numpy, for one line [N, K] with n valid points."""
+                     cls: int = -1, sampling: str = "count", cut: float | None = None,
+                     estimator: str = "linear") -> dict:
+    """§10 written out independently in float64 numpy, for one line [N, K] with n valid points.
+    `cut`: the first high-frequency bin (default: ceil(L/8) for linear and reference, 8 otherwise)."""
     z = logits.astype(np.float64)
     big_n = z.shape[0]
     n = big_n if n is None else n
@@ -41,17 +56,31 @@ def numpy_statistics(logits: np.ndarray, spacing: float, signal: str = "prob_dis
     else:
         c = int(np.argmax(z[0]))
         s = p[:, c] - p[0, c]
-    d = s if sampling == "reference" else s - s[-1] * np.arange(n) / max(n - 1, 1)
-    power = np.abs(np.fft.rfft(np.concatenate([d, np.zeros(big_n - n)]))) ** 2
-    cut = math.ceil(big_n / 8) if cut is None else cut
+    legacy = sampling == "reference" or estimator == "linear"
+    d = s if sampling == "reference" else numpy_detrend(s, estimator)
+    length = big_n - 1 if sampling == "count" and not legacy else big_n  # one period: d[M-1] = d[0]
+    power = np.abs(np.fft.rfft(np.concatenate([d, np.zeros(big_n - n)])[:length])) ** 2
+    if cut is None:
+        cut = math.ceil(length / 8) if legacy else 8
     hf = power[np.arange(len(power)) >= cut].sum()
     non_dc = power[1:].sum()
-    non_dc = non_dc if non_dc > big_n * n * 1e-12 else 0.0  # spectrum.NOISE_FLOOR
+    norm = big_n * n if legacy else length * max(n - 1, 1)
+    if legacy:
+        non_dc = non_dc if non_dc > norm * 1e-12 else 0.0  # the first release's absolute floor
+    else:  # round-off floor: σ = 4 u (max|s| + 2 max|z| max(1 - p_top)), or 4 u max|z_c| for class_logit
+        u = 2.0 ** -24
+        if signal == "class_logit":
+            sigma = 4 * u * (np.abs(s).max() + np.abs(z[:, c]).max())
+        else:
+            sigma = 4 * u * (np.abs(s).max() + 2 * np.abs(z).max() * (1 - p.max(1)).max())
+        hf_bins = max(len(power) - math.ceil(cut), 1)
+        hf = hf if hf / norm > 100 * sigma**2 * hf_bins / length else 0.0
+        non_dc = non_dc if non_dc / norm > 100 * sigma**2 / 2 else 0.0
     steps = np.sqrt(((p[1:] - p[:-1]) ** 2).sum(1)) if signal == "prob_distance" else np.abs(np.diff(s))
-    unit = 1.0 / (big_n * spacing) if sampling == "distance" else 1.0
+    unit = 1.0 / (length * spacing) if sampling == "distance" else 1.0
     return {
         "power": power,
-        "hf_power": hf / (big_n * n),
+        "hf_power": hf / norm,
         "hf_fraction": hf / non_dc if non_dc > 0 else 0.0,
         "centroid": unit * (np.arange(len(power))[1:] * power[1:]).sum() / non_dc if non_dc > 0 else 0.0,
         "max_grad": steps.max() / spacing,
@@ -119,8 +148,10 @@ def test_no_nan_for_extreme_logits_and_zero_length_lines():
 
 
 @pytest.mark.parametrize("signal", ["prob_distance", "class_logit", "predicted_prob"])
-@pytest.mark.parametrize("m,sampling", [(16, "count"), (60, "count"), (64, "reference"), (64, "distance")])
-def test_on_device_statistics_equal_numpy(m, sampling, signal):
+@pytest.mark.parametrize("m,sampling,estimator", [  # reference sampling has no estimator: the raw signal
+    (m, sampling, e) for m, sampling in [(16, "count"), (60, "count"), (64, "distance")]
+    for e in ("cubic", "linear", "hann")] + [(64, "reference", "linear")])
+def test_on_device_statistics_equal_numpy(m, sampling, signal, estimator):
     rng = np.random.default_rng(m)
     logits = (rng.normal(size=(6, m, 10)) * 3).astype(np.float32)
     spacing = rng.uniform(0.1, 2, size=6).astype(np.float32)
@@ -128,24 +159,36 @@ def test_on_device_statistics_equal_numpy(m, sampling, signal):
     classes = np.array([3, -1, 0, 9, -1, 5])
     got = {k: np.asarray(v) for k, v in spectrum.line_statistics(
         jnp.asarray(logits), jnp.asarray(spacing), sampling=sampling, signal=signal, valid=jnp.asarray(valid),
-        classes=jnp.asarray(classes)).items()}
+        classes=jnp.asarray(classes), estimator=estimator).items()}
     # distance sampling's default cutoff is 0.1 cycles per unit: bin j >= 0.1 N spacing, per line
     for i in range(6):
         cut = 0.1 * m * float(spacing[i]) if sampling == "distance" else None
-        want = numpy_statistics(logits[i], float(spacing[i]), signal, int(valid[i]), int(classes[i]), sampling, cut)
+        want = numpy_statistics(logits[i], float(spacing[i]), signal, int(valid[i]), int(classes[i]), sampling, cut,
+                                estimator)
         for name, value in want.items():
             np.testing.assert_allclose(got[name][i], value, rtol=3e-4, atol=2e-6, err_msg=f"{name} line {i}")
 
 
-def test_cutoff_in_bins_or_cycles_per_unit():
+def test_cutoff_in_cycles_per_line_bins_or_cycles_per_unit():
     rng = np.random.default_rng(5)
     logits = jnp.asarray(rng.normal(size=(1, M, 4)), jnp.float32)
-    power = np.asarray(spectrum.line_statistics(logits, 0.5)["power"])[0]
-    by_bins = spectrum.line_statistics(logits, 0.5, hf_cutoff=20)
-    np.testing.assert_allclose(float(by_bins["hf_power"][0]), power[20:].sum() / M**2, rtol=1e-4)
-    # 0.25 cycles per unit at spacing 0.5 over M points: bin 0.25 * M * 0.5 = 8
+    default = spectrum.line_statistics(logits, 0.5)
+    power = np.asarray(default["power"])[0]
+    norm = (M - 1) ** 2  # the cubic estimator transforms one period of M - 1 points
+    assert power.shape == ((M - 1) // 2 + 1,)
+    np.testing.assert_allclose(float(default["hf_power"][0]), power[8:].sum() / norm, rtol=1e-4)  # 8 cycles/line
+    by_line = spectrum.line_statistics(logits, 0.5, hf_cutoff=12, hf_cutoff_unit="cycles_per_line")
+    np.testing.assert_allclose(float(by_line["hf_power"][0]), power[12:].sum() / norm, rtol=1e-4)
+    by_bins = spectrum.line_statistics(logits, 0.5, hf_cutoff=20, hf_cutoff_unit="bins")
+    np.testing.assert_allclose(float(by_bins["hf_power"][0]), power[20:].sum() / norm, rtol=1e-4)
+    # 0.25 cycles per unit at spacing 0.5 over L = M - 1 points: bin 0.25 * 63 * 0.5 = 7.875 -> 8
     by_freq = spectrum.line_statistics(logits, 0.5, hf_cutoff=0.25, hf_cutoff_unit="cycles_per_unit")
-    np.testing.assert_allclose(float(by_freq["hf_power"][0]), power[8:].sum() / M**2, rtol=1e-4)
+    np.testing.assert_allclose(float(by_freq["hf_power"][0]), power[8:].sum() / norm, rtol=1e-4)
+    # The linear estimator keeps the first release's M-point transform and ceil(M/8) bins.
+    old = spectrum.line_statistics(logits, 0.5, estimator="linear")
+    old_power = np.asarray(old["power"])[0]
+    assert old_power.shape == (M // 2 + 1,)
+    np.testing.assert_allclose(float(old["hf_power"][0]), old_power[8:].sum() / M**2, rtol=1e-4)
 
 
 def test_reference_mode_matches_released_convention():

@@ -41,7 +41,6 @@ def plot_spectra(ax, arrays: dict[str, np.ndarray], title: str = "") -> None:
         _plot_radial(ax, arrays, settings, title)
         return
     power, kind = arrays["power"], arrays["kind"]
-    n_fft = 2 * (power.shape[1] - 1) if "power_two_sided" not in arrays else arrays["power_two_sided"].shape[1]
     freq = arrays["frequency"] if "frequency" in arrays else np.arange(power.shape[1])
     for k in np.unique(kind):
         sel = kind == k
@@ -52,13 +51,21 @@ def plot_spectra(ax, arrays: dict[str, np.ndarray], title: str = "") -> None:
         ax.fill_between(freq[1:], np.maximum(mean - sem, 1e-30)[1:], (mean + sem)[1:], color=COLORS.get(name),
                         alpha=0.2)
     sampling = settings.get("sampling", "count")
-    cutoff, unit = spectrum.resolve_cutoff(sampling, settings.get("hf_cutoff", 0.0), settings.get("hf_cutoff_unit", ""))
+    estimator = settings.get("estimator", "linear")  # results written before the key: linear
+    cutoff, unit = spectrum.resolve_cutoff(sampling, settings.get("hf_cutoff", 0.0), settings.get("hf_cutoff_unit", ""),
+                                           estimator)
+    length = (2 * (power.shape[1] - 1) if sampling == "distance" or "num_points" not in settings
+              else spectrum.fft_length(int(settings["num_points"]), sampling, estimator))
+    at = None
     if unit == "bins":
-        at = (cutoff or spectrum.hf_cutoff_bin(n_fft)) * (freq[1] if sampling == "distance" else 1.0)
-        label = f"high-frequency cutoff ({cutoff or spectrum.hf_cutoff_bin(n_fft):g} bins)"
-    else:
+        at = (cutoff or spectrum.hf_cutoff_bin(length)) * (freq[1] if sampling == "distance" else 1.0)
+        label = f"high-frequency cutoff ({cutoff or spectrum.hf_cutoff_bin(length):g} bins)"
+    elif unit == "cycles_per_unit" and sampling == "distance":
         at, label = cutoff, f"high-frequency cutoff ({cutoff:g} cycles/unit)"
-    if sampling == "distance" or unit == "bins":
+    elif unit == "cycles_per_line" and sampling != "distance":  # bin j is j cycles per line (L = M - 1)
+        intervals = settings["num_points"] - (sampling != "reference")
+        at, label = cutoff * length / intervals, f"high-frequency cutoff ({cutoff:g} cycles/line)"
+    if at is not None:
         ax.axvline(at, color="gray", ls="--", lw=1, label=label)
     ax.set_yscale("log")
     ax.set_xlabel("frequency (cycles per unit)" if sampling == "distance" else "frequency (cycles per line)")

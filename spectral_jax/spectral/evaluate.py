@@ -44,11 +44,12 @@ class Sampling:
     max_points: int = 1024  # distance sampling: the most points a line may have
     signal: str = "prob_distance"
     hf_cutoff: float = 0.0  # 0: the convention's default
-    hf_cutoff_unit: str = ""  # bins | cycles_per_unit; '': the convention's default
+    hf_cutoff_unit: str = ""  # cycles_per_line | bins | cycles_per_unit; '': the convention's default
+    estimator: str = "cubic"  # cubic | linear | hann (spectrum.detrend)
     save_logits: bool = True
 
     def __post_init__(self):
-        spectrum.resolve_cutoff(self.sampling, self.hf_cutoff, self.hf_cutoff_unit)  # validates both
+        spectrum.resolve_cutoff(self.sampling, self.hf_cutoff, self.hf_cutoff_unit, self.estimator)  # validates
         spectrum.check_choice("signal", self.signal, spectrum.SIGNALS)
         if self.num_points < 8:
             raise ConfigError(f"num_points must be >= 8, got {self.num_points}.")
@@ -281,7 +282,8 @@ class _ChunkFunction:
         points = x0[:, None] + t.reshape(bshape) * d[:, None]  # [C, N, *S]
         logits = self.forward(variables, points)
         stats = spectrum.line_statistics(logits, spacing, sampling=s.sampling, signal=s.signal, valid=valid,
-                                         classes=a["cls"], hf_cutoff=s.hf_cutoff, hf_cutoff_unit=s.hf_cutoff_unit)
+                                         classes=a["cls"], hf_cutoff=s.hf_cutoff, hf_cutoff_unit=s.hf_cutoff_unit,
+                                         estimator=s.estimator)
         stats["length"] = span * norm
         stats["n_points"] = valid
         if s.save_logits:

@@ -36,7 +36,7 @@ from spectral_jax.spectral import spectrum
 from spectral_jax.spectral.evaluate import LineEvaluator, Prepared
 from spectral_jax.spectral.inputs import LineInputs, line_inputs, standardized
 from spectral_jax.spectral.settings import (DEFAULT_NAME, Layout, analysis_name, class_diversity_name,
-                                            relevant_settings, settings_json)
+                                            relevant_settings, same_settings, settings_json)
 from spectral_jax.train import checkpoints
 
 SUMMARY_COLUMNS = results_lib.SUMMARY_COLUMNS
@@ -114,11 +114,10 @@ def plan(workdir: str | Path, config: ml_collections.ConfigDict, steps: str | Se
     name = analysis_name(config.analysis, config_lib.load_run_config(workdir).analysis)
     out = analysis_dir(workdir, name)
     record = out / "settings.json"
-    wanted = settings_json(config.analysis)
-    if record.exists() and json.dumps(_read_record(record).get("settings"), sort_keys=True) != wanted:
+    if record.exists() and not same_settings(_read_record(record).get("settings"), config.analysis):
         raise ConfigError(f"{out} holds an analysis with other settings; give --config.analysis.name=NEW "
                           f"(or leave analysis.name empty for a folder named after the settings).")
-    todo = [s for s in chosen if results_lib.stored_settings(out / f"step_{s}.npz") != wanted]
+    todo = [s for s in chosen if not same_settings(results_lib.stored_settings(out / f"step_{s}.npz"), config.analysis)]
     return Target(workdir, config, name, todo)
 
 
@@ -248,7 +247,7 @@ def evaluator_for(apply_fn, a, mesh=None, record: Layout | None = None) -> LineE
         sampling="count" if plane else a["sampling"], mesh=mesh,
         forward_batch=record.forward_batch if record else a["forward_batch"], seed=a["direction_seed"],
         step=a["step"], max_points=a["max_points"], signal=a["signal"], hf_cutoff=a["hf_cutoff"],
-        hf_cutoff_unit=a["hf_cutoff_unit"], save_logits=a["save_logits"] or plane)
+        hf_cutoff_unit=a["hf_cutoff_unit"], estimator=a["estimator"], save_logits=a["save_logits"] or plane)
 
 
 def restore(workdir: Path, step: int, abstract, mesh, config) -> Any:
@@ -300,7 +299,8 @@ def step_results(stats: dict[str, np.ndarray], inputs: LineInputs, a, n_fft: int
             frequency=np.arange(g, dtype=np.float32))
     return results_lib.with_metadata(
         stats, kind=inputs.lines.kind, labels=inputs.lines.labels, pairs=inputs.pairs, settings=settings, step=step,
-        frequency=np.asarray(spectrum.frequencies(n_fft, a["sampling"], a["step"])))
+        frequency=np.asarray(spectrum.frequencies(spectrum.fft_length(n_fft, a["sampling"], a["estimator"]),
+                                                  a["sampling"], a["step"])))
 
 
 def _part_path(t: Target, step: int, k: int, part_lines: int) -> Path:

@@ -21,9 +21,11 @@ from spectral_jax import config as config_lib
 
 DEFAULT_NAME = "interpolation"
 COMMON = ("lines", "split", "classes", "signal", "save_logits")
-SAMPLING = {"count": ("sampling", "num_points", "hf_cutoff", "hf_cutoff_unit"),
+SAMPLING = {"count": ("sampling", "num_points", "estimator", "hf_cutoff", "hf_cutoff_unit"),
             "reference": ("sampling", "num_points", "hf_cutoff", "hf_cutoff_unit"),
-            "distance": ("sampling", "step", "max_points", "hf_cutoff", "hf_cutoff_unit")}
+            "distance": ("sampling", "step", "max_points", "estimator", "hf_cutoff", "hf_cutoff_unit")}
+# Settings that records written before the key existed stand for: the first release's estimator.
+LEGACY = {"estimator": "linear"}
 PER_LINES = {
     "pairs": ("pairs_per_class", "pairs_per_class_pair"),
     "random": ("images_per_class", "length", "centered", "direction_seed"),
@@ -42,6 +44,19 @@ def relevant_settings(analysis: ml_collections.ConfigDict | dict) -> dict[str, A
     return {k: list(a[k]) if isinstance(a[k], (tuple, list)) else a[k] for k in keys}
 
 
+def same_settings(stored: dict | str | None, analysis) -> bool:
+    """Whether a stored record of settings (dict or JSON) is that of `analysis`. A record written
+    before a key of LEGACY existed holds its legacy value (the estimator then was `linear`)."""
+    if stored is None:
+        return False
+    stored = json.loads(stored) if isinstance(stored, str) else dict(stored)
+    wanted = relevant_settings(analysis)
+    for key, value in LEGACY.items():
+        if key in wanted and key not in stored:
+            stored[key] = value
+    return stored == json.loads(json.dumps(wanted))
+
+
 def _defaults() -> dict[str, Any]:
     return config_lib.base_config().analysis.to_dict()
 
@@ -55,7 +70,9 @@ def analysis_name(analysis: ml_collections.ConfigDict | dict, own: ml_collection
     settings = relevant_settings(a)
     if settings == relevant_settings(dict(own) if own is not None else _defaults()):
         return DEFAULT_NAME
-    digest = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:6]
+    # Legacy values are left out of the hash, so folders named before their key existed keep their name.
+    named = {k: v for k, v in settings.items() if LEGACY.get(k, object()) != v}
+    digest = hashlib.sha1(json.dumps(named, sort_keys=True).encode()).hexdigest()[:6]
     lines = a["lines"].replace("1/f", "inv_f")
     parts = [lines] + ([] if lines == "plane" else [a["sampling"]]) + [a["signal"], digest]
     return "-".join(parts)

@@ -1,4 +1,4 @@
-"""Spectral statistics of a network's output along lines (docs/methods.md §10, docs/analysis.md).
+"""Spectral statistics of a network's output along lines (docs/methods.md §10, docs/analysis.md §4).
 
 A line holds N points x_k (k < n valid; the rest, in `distance` sampling, zero-padding) with
 logits z_k, probabilities p_k = softmax(z_k) (row-wise), and spacing Δ = ||x_{k+1} - x_k||
@@ -9,24 +9,43 @@ in standardized input units. The signal s_k starts at 0:
                                                          the class predicted at x_0 if unlabeled)
     predicted_prob  s_k = p_k[c'] - p_0[c']              c' = argmax p_0: the class predicted at x_0
 
-Sampling conventions (`SAMPLINGS`): `count` and `distance` detrend, d_k = s_k - s_{n-1} k/(n-1)
-for k < n and 0 beyond (removes the FFT wrap-around jump); `reference` (the released code's
-convention) does not. Then, per line:
+Differences of probabilities are taken from the logits without cancellation
+(`prob_differences`), so a confident model's tiny changes keep their relative precision.
 
-    power_j      = |rfft(d)_j|^2, j = 0..N//2            one-sided spectrum
-    hf_power     = sum_{j >= j_c} power_j / (N n)        (= / M^2 with M points and no padding)
-    hf_fraction  = sum_{j >= j_c} power_j / sum_{j >= 1} power_j   (0 for a constant output,
-                   i.e. non-DC power below N n NOISE_FLOOR)
+Estimators (`ESTIMATORS`, in `count` and `distance` sampling; `reference` transforms the raw
+signal, as the released code did):
+
+    cubic   d = s minus the cubic through s_0, s_1, s_{n-2}, s_{n-1}: removes the end values and
+            the one-sided end slopes, so the periodic extension has neither a jump nor a kink and
+            every polynomial of degree <= 3 has no power at all (the default)
+    linear  d = s minus the straight line from s_0 = 0 to s_{n-1} (the first release's)
+    hann    linear, then a Hann taper scaled to keep a sinusoid's power
+
+d_{n-1} = d_0 = 0 with every estimator, so in `count` sampling the new estimators transform one
+period d_0..d_{M-2} (FFT length M - 1: bin j is exactly j cycles per line); `linear` keeps the
+first release's M-point transform. Then, per line, with L the FFT length:
+
+    power_j      = |rfft(d)_j|^2, j = 0..L//2            one-sided spectrum
+    hf_power     = sum_{j >= j_c} power_j / (L (n-1))     (linear: / (L n))
+    hf_fraction  = sum_{j >= j_c} power_j / sum_{j >= 1} power_j
     centroid     = sum_{j >= 1} f_j power_j / sum_{j >= 1} power_j  (f_j: bins, or cycles per unit
                    in `distance` sampling)
     max_grad     = max_{k < n-1} ||p_{k+1} - p_k|| / Δ  (prob_distance) or |s_{k+1} - s_k| / Δ
     r_end        = s_{n-1}                               the signal's end value
     logit_distance    = ||z_0 - z_{n-1}||
     max_prob_distance = max_{k < n} ||p_k - p_0||        (the released code's statistic)
+    hf_floor     the hf_power that float32 round-off of this line's signal could produce
 
-The cutoff j_c is ceil(N/8) bins by default (`count`, `reference`), or a frequency f_c in
-cycles per unit (j_c = f_c N Δ, the default 0.1 in `distance` sampling). All functions are
-pure jax.numpy over any batch shape.
+Round-off floor: s carries an absolute error of about FLOOR_ULPS * u * scale (u = 2^-24; scale:
+the signal's largest value and, through the logits it is computed from, their largest magnitude
+times the probability mass off the top class, or the logit itself for class_logit). hf_power below
+hf_floor is reported as 0, and hf_fraction and centroid are 0 when all non-DC power is below the
+floor of the whole band: a value there would be round-off, not the network.
+
+The cutoff j_c: `cycles_per_line` (default 8 in `count`: the paper's M/8 at M = 64, but the same
+frequency at every M), `bins` (ceil(L/8) by default; the default of `reference` and of
+`linear`), or `cycles_per_unit` (default 0.1 in `distance` sampling). All functions are pure
+jax.numpy over any batch shape.
 """
 
 from __future__ import annotations
@@ -37,32 +56,51 @@ import jax
 import jax.numpy as jnp
 
 from spectral_jax.config import ANALYSIS_CUTOFF_UNITS as CUTOFF_UNITS
+from spectral_jax.config import ANALYSIS_ESTIMATORS as ESTIMATORS
 from spectral_jax.config import ANALYSIS_SAMPLINGS as SAMPLINGS
 from spectral_jax.config import ANALYSIS_SIGNALS as SIGNALS
 from spectral_jax.errors import unknown_name
+
 STATISTICS = ("hf_power", "max_grad", "hf_fraction", "centroid", "r_end", "logit_distance", "max_prob_distance")
 DEFAULT_CUTOFF_CYCLES_PER_UNIT = 0.1  # docs/methods.md §2.3, convention (a)
+DEFAULT_CUTOFF_CYCLES_PER_LINE = 8.0  # the paper's M/8 bins at M = 64
 
-# Non-DC power below N n NOISE_FLOOR (a sinusoid of amplitude ~2e-6, well above float32
-# round-off of probabilities, ~1e-7) counts as "the output does not vary": shape statistics
-# of pure round-off noise would otherwise be arbitrary numbers.
-NOISE_FLOOR = 1e-12
+# The `linear` estimator's absolute noise floor (the first release's): non-DC power below
+# N n LEGACY_NOISE_FLOOR counts as "the output does not vary".
+LEGACY_NOISE_FLOOR = 1e-12
+UNIT_ROUNDOFF = 2.0 ** -24  # float32
+# Round-off of the signal, in units of u * scale (a few roundings per value), and how far above the
+# expected round-off power a value must be to count (FLOOR_FACTOR: amplitude 10x the noise's).
+FLOOR_ULPS = 4.0
+FLOOR_FACTOR = 100.0
 
 
-def hf_cutoff_bin(num_points: int) -> int:
-    """First high-frequency bin by default: j >= N/8 (rounded up for N not divisible by 8)."""
-    return math.ceil(num_points / 8)
+def hf_cutoff_bin(fft_length: int) -> int:
+    """First high-frequency bin of the `bins` unit by default: j >= L/8 (rounded up)."""
+    return math.ceil(fft_length / 8)
 
 
-def resolve_cutoff(sampling: str, cutoff: float = 0.0, unit: str = "") -> tuple[float, str]:
-    """(cutoff, unit) with the convention's defaults filled in: 0 / '' mean ceil(N/8) bins for
-    `count` and `reference`, 0.1 cycles per unit for `distance`. Bins 0 means the default bin."""
+def resolve_cutoff(sampling: str, cutoff: float = 0.0, unit: str = "", estimator: str = "cubic"
+                   ) -> tuple[float, str]:
+    """(cutoff, unit) with the defaults filled in: '' is `cycles_per_unit` in `distance` sampling,
+    `bins` in `reference` sampling and with the `linear` estimator, else `cycles_per_line`; a
+    cutoff of 0 is 0.1 cycles per unit, 8 cycles per line, or ceil(L/8) bins (returned as 0)."""
     check_choice("sampling", sampling, SAMPLINGS)
-    unit = unit or ("cycles_per_unit" if sampling == "distance" else "bins")
+    check_choice("estimator", estimator, ESTIMATORS)
+    if not unit:
+        unit = ("cycles_per_unit" if sampling == "distance" else
+                "bins" if sampling == "reference" or estimator == "linear" else "cycles_per_line")
     check_choice("hf_cutoff_unit", unit, CUTOFF_UNITS)
-    if unit == "cycles_per_unit" and not cutoff:
-        cutoff = DEFAULT_CUTOFF_CYCLES_PER_UNIT
+    if not cutoff:
+        cutoff = {"cycles_per_unit": DEFAULT_CUTOFF_CYCLES_PER_UNIT,
+                  "cycles_per_line": DEFAULT_CUTOFF_CYCLES_PER_LINE}.get(unit, 0.0)
     return float(cutoff), unit
+
+
+def fft_length(num_points: int, sampling: str = "count", estimator: str = "cubic") -> int:
+    """Length L of the transform of lines of `num_points` (padded) points: one period M - 1 for
+    `count` sampling with the cubic and hann estimators (d_{M-1} = d_0), else all points."""
+    return num_points - 1 if sampling == "count" and estimator != "linear" else num_points
 
 
 def line_positions(num_points: int, sampling: str = "count") -> jax.Array:
@@ -78,29 +116,100 @@ def line_points(x0: jax.Array, x1: jax.Array, num_points: int, sampling: str = "
     return (1.0 - t) * x0[:, None] + t * x1[:, None]
 
 
+def prob_differences(z_a: jax.Array, z_b: jax.Array) -> jax.Array:
+    """softmax(z_a) - softmax(z_b) row-wise, [..., K], without cancellation.
+
+    With u = (z_a - z_b) - (z_a - z_b)[c] (c = argmax z_b), S = sum_j p_b,j expm1(u_j) and
+    v = u - log1p(S), p_a = p_b exp(v), so p_a - p_b = p_b expm1(v): each entry keeps its
+    relative precision even when the two distributions agree to 1e-7 (a confident model, whose
+    plain float32 softmax difference is round-off). Entries that change by a factor beyond e
+    (|v| >= 1) have no cancellation to avoid and are exp(log p_b + v) - p_b; far apart
+    distributions take log(1 + S) as a log-sum-exp, so extreme logits never overflow."""
+    c = jnp.argmax(z_b, axis=-1)[..., None]
+    dz = z_a - z_b
+    u = dz - jnp.take_along_axis(dz, c, axis=-1)
+    log_b = jax.nn.log_softmax(z_b, axis=-1)
+    p_b = jnp.exp(log_b)
+    small = u < 60.0
+    terms = jnp.where(small, p_b * jnp.expm1(jnp.where(small, u, 0.0)), jnp.exp(jnp.minimum(log_b + u, 80.0)) - p_b)
+    total = jnp.sum(terms, axis=-1, keepdims=True)
+    near = jnp.abs(total) < 0.5
+    log_ratio = jnp.where(near, jnp.log1p(jnp.where(near, total, 0.0)),
+                          jax.nn.logsumexp(log_b + u, axis=-1, keepdims=True))  # log(1 + S)
+    v = u - log_ratio
+    close = jnp.abs(v) < 1.0
+    return jnp.where(close, p_b * jnp.expm1(jnp.where(close, v, 0.0)), jnp.exp(log_b + v) - p_b)
+
+
 def line_signal(logits: jax.Array, signal: str = "prob_distance", classes: jax.Array | None = None
                 ) -> tuple[jax.Array, jax.Array]:
-    """-> (s [..., N] with s_0 = 0, probs [..., N, K]) for logits [..., N, K] (see the module doc).
+    """-> (s [..., N] with s_0 = 0, probs [..., N, K]) for logits [..., N, K], as the first release
+    computed them (plain float32 softmax differences). The `reference` convention uses it, so its
+    results stay bit for bit; `line_statistics` computes the other conventions with `stable_signal`.
 
     `classes` [...] int: the line's class for `class_logit` (-1: the class predicted at x_0)."""
     check_choice("signal", signal, SIGNALS)
     probs = jax.nn.softmax(logits, axis=-1)  # row-wise (the reference code normalized globally)
     if signal == "prob_distance":
         return distance_from_start(probs), probs
-    predicted = jnp.argmax(logits[..., 0, :], axis=-1)
-    if signal == "class_logit":
-        c = predicted if classes is None else jnp.where(classes >= 0, classes, predicted)
-        values = logits
-    else:
-        c, values = predicted, probs
-    picked = jnp.take_along_axis(values, jnp.broadcast_to(c[..., None, None], values.shape[:-1] + (1,)), axis=-1)[..., 0]
+    c = _line_class(logits, signal, classes)
+    values = logits if signal == "class_logit" else probs
+    picked = _pick(values, c)
     return picked - picked[..., :1], probs
+
+
+def stable_signal(logits: jax.Array, signal: str = "prob_distance", classes: jax.Array | None = None
+                  ) -> tuple[jax.Array, jax.Array]:
+    """-> (s [..., N] with s_0 = 0, steps [..., N-1]: |s_{k+1} - s_k|, or ||p_{k+1} - p_k|| for
+    prob_distance), every difference of probabilities taken by `prob_differences`."""
+    check_choice("signal", signal, SIGNALS)
+    if signal == "class_logit":
+        c = _line_class(logits, signal, classes)
+        z = _pick(logits, c)
+        return z - z[..., :1], jnp.abs(jnp.diff(z, axis=-1))
+    from_start = prob_differences(logits, logits[..., :1, :])
+    between = prob_differences(logits[..., 1:, :], logits[..., :-1, :])
+    if signal == "prob_distance":
+        return jnp.linalg.norm(from_start, axis=-1), jnp.linalg.norm(between, axis=-1)
+    c = _line_class(logits, signal, classes)
+    return _pick(from_start, c), jnp.abs(_pick(between, c))
+
+
+def _line_class(logits: jax.Array, signal: str, classes: jax.Array | None) -> jax.Array:
+    """The class whose logit (class_logit: the line's label, else the prediction) or probability
+    (predicted_prob: the class predicted at x_0) the signal follows, [...]."""
+    predicted = jnp.argmax(logits[..., 0, :], axis=-1)
+    if signal == "class_logit" and classes is not None:
+        return jnp.where(classes >= 0, classes, predicted)
+    return predicted
+
+
+def _pick(values: jax.Array, c: jax.Array) -> jax.Array:
+    """values[..., k, c] for every point k: [..., N, K], [...] -> [..., N]."""
+    return jnp.take_along_axis(values, jnp.broadcast_to(c[..., None, None], values.shape[:-1] + (1,)), axis=-1)[..., 0]
+
+
+def signal_roundoff(logits: jax.Array, s: jax.Array, inside: jax.Array, signal: str,
+                    classes: jax.Array | None = None) -> jax.Array:
+    """Per line, the absolute float32 round-off σ of the signal's values, [...]: FLOOR_ULPS u times
+    the largest |s_k|, plus (the logits' own quantization, ulp(z)) the largest |z| times the
+    probability mass off the top class for probabilities, or the largest |z_k[c]| for class_logit."""
+    z = jnp.where(inside[..., None], logits, 0.0)
+    if signal == "class_logit":
+        inputs = jnp.max(jnp.abs(_pick(z, _line_class(logits, signal, classes))), axis=-1)
+    else:  # δz ~ u |z| moves p by at most ~2 (1 - p_top) δz
+        probs = jax.nn.softmax(logits, axis=-1)
+        top = jnp.argmax(logits, axis=-1)[..., None]
+        off_top = jnp.sum(jnp.where(jnp.arange(probs.shape[-1]) == top, 0.0, probs), axis=-1)
+        inputs = 2.0 * jnp.max(jnp.abs(z), axis=(-2, -1)) * jnp.max(jnp.where(inside, off_top, 0.0), axis=-1)
+    scale = jnp.max(jnp.where(inside, jnp.abs(s), 0.0), axis=-1) + inputs
+    return FLOOR_ULPS * UNIT_ROUNDOFF * scale
 
 
 def line_statistics(logits: jax.Array, spacing: jax.Array, *, sampling: str = "count",
                     signal: str = "prob_distance", valid: jax.Array | None = None,
                     classes: jax.Array | None = None, hf_cutoff: float = 0.0,
-                    hf_cutoff_unit: str = "") -> dict[str, jax.Array]:
+                    hf_cutoff_unit: str = "", estimator: str = "cubic") -> dict[str, jax.Array]:
     """Statistics of lines from their logits.
 
     Args:
@@ -111,11 +220,14 @@ def line_statistics(logits: jax.Array, spacing: jax.Array, *, sampling: str = "c
       valid: [...] int, points that belong to the line (the rest is zero-padding); default N.
       classes: [...] int, the line's class for `class_logit` (-1 or None: predicted at x_0).
       hf_cutoff, hf_cutoff_unit: the high-frequency cutoff (`resolve_cutoff` defaults).
+      estimator: "cubic" (default), "linear" or "hann" (ignored in `reference` sampling).
 
-    Returns a dict of arrays with batch shape [...]: `power` [..., N//2+1] (and, in reference
-    sampling, `power_two_sided` [..., N]), and every name of STATISTICS. Never NaN for finite logits.
+    Returns a dict of arrays with batch shape [...]: `power` [..., L//2+1] (L = `fft_length`;
+    in reference sampling also `power_two_sided` [..., N]), `hf_floor`, and every name of
+    STATISTICS. Never NaN for finite logits.
     """
-    cutoff, unit = resolve_cutoff(sampling, hf_cutoff, hf_cutoff_unit)
+    legacy = sampling == "reference" or estimator == "linear"
+    cutoff, unit = resolve_cutoff(sampling, hf_cutoff, hf_cutoff_unit, estimator)
     logits = logits.astype(jnp.float32)
     n_fft = logits.shape[-2]
     batch = logits.shape[:-2]
@@ -124,28 +236,48 @@ def line_statistics(logits: jax.Array, spacing: jax.Array, *, sampling: str = "c
     k = jnp.arange(n_fft)
     inside = k < n[..., None]  # [..., N]
 
-    s, probs = line_signal(logits, signal, classes)
+    if sampling == "reference":
+        s, probs = line_signal(logits, signal, classes)
+        steps = (jnp.linalg.norm(jnp.diff(probs, axis=-2), axis=-1) if signal == "prob_distance"
+                 else jnp.abs(jnp.diff(s, axis=-1)))
+        r = distance_from_start(probs)
+    else:
+        s, steps = stable_signal(logits, signal, classes)
+        r = s if signal == "prob_distance" else jnp.linalg.norm(prob_differences(logits, logits[..., :1, :]), axis=-1)
     s = jnp.where(inside, s, 0.0)
     s_end = jnp.take_along_axis(s, (n - 1)[..., None], axis=-1)[..., 0]
-    d = s if sampling == "reference" else detrend(s, n)
-    power = power_spectrum(d)
+    d = s if sampling == "reference" else detrend(s, n, estimator)
+    length = fft_length(n_fft, sampling, estimator)
+    power = power_spectrum(d[..., :length])
 
+    intervals = n if sampling == "reference" else jnp.maximum(n - 1, 1)
     if unit == "bins":
-        cut = jnp.full(batch, cutoff if cutoff else hf_cutoff_bin(n_fft), jnp.float32)
+        cut = jnp.full(batch, cutoff if cutoff else hf_cutoff_bin(length), jnp.float32)
+    elif unit == "cycles_per_line":
+        cut = cutoff * length / intervals.astype(jnp.float32)
     else:
-        cut = cutoff * n_fft * spacing
-    bin_unit = 1.0 / (n_fft * spacing) if sampling == "distance" else jnp.ones(batch, jnp.float32)
+        cut = cutoff * length * spacing
+    bin_unit = 1.0 / (length * spacing) if sampling == "distance" else jnp.ones(batch, jnp.float32)
 
-    if signal == "prob_distance":
-        steps = jnp.linalg.norm(jnp.diff(probs, axis=-2), axis=-1)  # [..., N-1]
-    else:
-        steps = jnp.abs(jnp.diff(s, axis=-1))
     steps = jnp.where(k[1:] < n[..., None], steps, 0.0)
     z_end = jnp.take_along_axis(logits, (n - 1)[..., None, None], axis=-2)[..., 0, :]
-    r = distance_from_start(probs)
+    if legacy:
+        norm = (n_fft * n).astype(jnp.float32)
+        floor = jnp.zeros(batch, jnp.float32)
+        total_floor = norm * LEGACY_NOISE_FLOOR
+    else:
+        norm = (length * intervals).astype(jnp.float32)
+        sigma2 = jnp.square(signal_roundoff(logits, s, inside, signal, classes))
+        hf_bins = jnp.maximum(power.shape[-1] - jnp.ceil(cut), 1.0)
+        floor = FLOOR_FACTOR * sigma2 * hf_bins / length  # white round-off: σ² / L per bin
+        total_floor = norm * FLOOR_FACTOR * sigma2 / 2.0
+    summary = spectral_summary(power, cut, norm, bin_unit, total_floor)
+    if not legacy:
+        summary["hf_power"] = jnp.where(summary["hf_power"] > floor, summary["hf_power"], 0.0)
     out = {
         "power": power,
-        **spectral_summary(power, cut, n_fft * n, bin_unit),
+        **summary,
+        "hf_floor": floor,
         "max_grad": _safe_ratio(jnp.max(steps, axis=-1), spacing),
         "r_end": s_end,
         "logit_distance": jnp.linalg.norm(logits[..., 0, :] - z_end, axis=-1),
@@ -157,20 +289,41 @@ def line_statistics(logits: jax.Array, spacing: jax.Array, *, sampling: str = "c
 
 
 def distance_from_start(probs: jax.Array) -> jax.Array:
-    """r_k = ||p_k - p_0||: [..., M, K] -> [..., M]."""
+    """r_k = ||p_k - p_0|| from float32 probabilities: [..., M, K] -> [..., M] (the first release's)."""
     return jnp.linalg.norm(probs - probs[..., :1, :], axis=-1)
 
 
-def detrend(s: jax.Array, n: jax.Array | None = None) -> jax.Array:
-    """d_k = s_k - s_{n-1} k/(n-1) for k < n, 0 beyond: subtracts the straight line from
-    s_0 = 0 to the end value. s [..., N], n [...] valid points (default N)."""
+def detrend(s: jax.Array, n: jax.Array | None = None, estimator: str = "linear") -> jax.Array:
+    """The detrended signal d [..., N] of s [..., N] with n [...] valid points (default N), 0 beyond:
+
+    linear: d_k = s_k - s_{n-1} k/(n-1), the straight line from s_0 = 0 to the end value;
+    cubic:  then minus q_k = k (k - m) (a + b k), m = n - 1, the cubic that vanishes at both ends
+            and matches d_1 and d_{m-1} (so d_0 = d_1 = d_{m-1} = d_m = 0; lines of < 4 points
+            stay linear). Written around the straight line, it never sums terms larger than s;
+    hann:   linear times the taper (1 - cos(2π k/m)) / 2, divided by sqrt(3/8) (its rms).
+    """
+    check_choice("estimator", estimator, ESTIMATORS)
     n_fft = s.shape[-1]
     if n is None:
         n = jnp.full(s.shape[:-1], n_fft, jnp.int32)
     k = jnp.arange(n_fft, dtype=s.dtype)
     s_end = jnp.take_along_axis(s, (n - 1)[..., None], axis=-1)
     ramp = s_end * k / jnp.maximum(n - 1, 1)[..., None].astype(s.dtype)
-    return jnp.where(k < n[..., None], s - ramp, 0.0)
+    d = jnp.where(k < n[..., None], s - ramp, 0.0)
+    m = (n - 1)[..., None].astype(s.dtype)
+    if estimator == "cubic":
+        d1 = d[..., 1:2]
+        d_last = jnp.take_along_axis(d, jnp.maximum(n - 2, 0)[..., None], axis=-1)
+        ok = m >= 3
+        mm = jnp.where(ok, m, 3.0)
+        lo, hi = -d1 / (mm - 1), -d_last / (mm - 1)  # a + b and a + b (m - 1)
+        b = (hi - lo) / (mm - 2)
+        q = k * (k - mm) * (lo - b + b * k)
+        d = jnp.where(ok & (k < n[..., None]), d - q, d)
+    elif estimator == "hann":
+        taper = 0.5 - 0.5 * jnp.cos(2 * jnp.pi * k / jnp.maximum(m, 1.0))
+        d = d * taper / math.sqrt(3.0 / 8.0)
+    return d
 
 
 def power_spectrum(signal: jax.Array) -> jax.Array:
@@ -178,17 +331,20 @@ def power_spectrum(signal: jax.Array) -> jax.Array:
     return jnp.square(jnp.abs(jnp.fft.rfft(signal, axis=-1)))
 
 
-def spectral_summary(power: jax.Array, cutoff_bin, norm, bin_unit=1.0) -> dict[str, jax.Array]:
+def spectral_summary(power: jax.Array, cutoff_bin, norm, bin_unit=1.0, floor=None) -> dict[str, jax.Array]:
     """hf_power, hf_fraction and centroid of one-sided spectra [..., J].
 
     `cutoff_bin` [...]: first high-frequency bin (a float compares with the bin index);
-    `norm` [...]: N n (M^2 without padding); `bin_unit` [...]: the centroid's unit per bin."""
+    `norm` [...]: the normalization of hf_power; `bin_unit` [...]: the centroid's unit per bin;
+    `floor` [...]: non-DC power at or below it counts as no variation (hf_fraction, centroid 0;
+    default norm LEGACY_NOISE_FLOOR)."""
     bins = jnp.arange(power.shape[-1], dtype=jnp.float32)
     norm = jnp.asarray(norm, jnp.float32)
+    floor = norm * LEGACY_NOISE_FLOOR if floor is None else floor
     hf_sum = jnp.sum(jnp.where(bins >= jnp.asarray(cutoff_bin)[..., None], power, 0.0), axis=-1)
     non_dc = jnp.sum(jnp.where(bins >= 1, power, 0.0), axis=-1)
     centroid_num = jnp.sum(jnp.where(bins >= 1, bins * power, 0.0), axis=-1)
-    non_dc = jnp.where(non_dc > norm * NOISE_FLOOR, non_dc, 0.0)
+    non_dc = jnp.where(non_dc > floor, non_dc, 0.0)
     return {
         "hf_power": hf_sum / norm,
         "hf_fraction": _safe_ratio(hf_sum, non_dc),
@@ -196,11 +352,11 @@ def spectral_summary(power: jax.Array, cutoff_bin, norm, bin_unit=1.0) -> dict[s
     }
 
 
-def frequencies(n_fft: int, sampling: str = "count", step: float = 1.0):
-    """The frequency of each one-sided bin, float [N//2+1]: bins (cycles per line, `count` /
-    `reference`) or cycles per unit (`distance`, step `step`)."""
-    bins = jnp.arange(n_fft // 2 + 1, dtype=jnp.float32)
-    return bins / (n_fft * step) if sampling == "distance" else bins
+def frequencies(length: int, sampling: str = "count", step: float = 1.0):
+    """The frequency of each one-sided bin of a transform of length L, float [L//2+1]: bins
+    (`count` / `reference`) or cycles per unit (`distance`, step `step`)."""
+    bins = jnp.arange(length // 2 + 1, dtype=jnp.float32)
+    return bins / (length * step) if sampling == "distance" else bins
 
 
 def _safe_ratio(num: jax.Array, den: jax.Array) -> jax.Array:
