@@ -13,7 +13,7 @@ from spectral_jax.errors import ConfigError
 from spectral_jax.spectral import KINDS, LineEvaluator, direction_lines, line_points, line_statistics, pair_lines
 from spectral_jax.spectral import directions as directions_lib
 from spectral_jax.spectral import layout
-from spectral_jax.spectral.evaluate import Sampling
+from spectral_jax.spectral.evaluate import Sampling, distance_points
 
 
 def linear_apply_fn(variables, images):
@@ -243,6 +243,103 @@ def test_gradient_direction_of_a_linear_model():
     target = np.where(classes >= 0, classes, z.argmax(1))
     g = (p - np.eye(3)[target]) @ w.T  # d CE / dx = W (p - y)
     np.testing.assert_allclose(got, g / np.linalg.norm(g, axis=1, keepdims=True), rtol=1e-4, atol=1e-6)
+
+
+def unit(v):
+    n = np.linalg.norm(v, axis=1, keepdims=True)
+    return v / np.where(n > 0, n, 1)
+
+
+def test_gradient_direction_of_a_confident_model_is_exact():
+    """Logits x W + b with class 0 ahead by a margin of 14 to 100: 1 - p_0 from ~1e-5 to far
+    below float32 resolution (p_0 rounds to exactly 1.0 from a margin of ~17). Against the exact
+    gradient W (p - e_y), formed in float64 without cancellation, the direction has cosine
+    >= 0.999 on every line; the float32 p - e_y it replaced gets 0.20 at a margin of 14, 0 from 50."""
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(D, 4)).astype(np.float32)
+    x = rng.normal(size=(32, D)).astype(np.float32)
+    classes = np.where(np.arange(32) % 4 == 3, -1, 0)  # -1: the predicted class, 0 here too
+    for margin in (14.0, 20.0, 50.0, 100.0):
+        b = np.array([margin, 0, 0, 0], np.float32)
+        got = np.asarray(directions_lib.gradient_directions(
+            lambda v, xs: xs @ v["w"] + v["b"], {"w": jnp.asarray(w), "b": jnp.asarray(b)}, jnp.asarray(x),
+            jnp.asarray(classes)))
+        z = x.astype(np.float64) @ w + b
+        g = np.exp(z - z[:, 1:].max(1, keepdims=True))  # p_j for j != 0, up to a factor per row
+        g[:, 0] = -g[:, 1:].sum(1)  # p_0 - 1 = -sum_{j != 0} p_j
+        exact = unit(g @ w.T)
+        assert np.all(np.sum(got * exact, axis=1) >= 0.999), margin
+        z32 = x @ w + b  # the float32 p - e_y
+        p = np.exp(z32 - z32.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        naive = unit((p - np.eye(4, dtype=np.float32)[0]) @ w.T)
+        assert np.min(np.sum(naive * exact, axis=1)) < 0.999, margin  # the test can fail
+        if margin >= 20:
+            assert np.sum(p[:, 0] == 1.0) >= 16
+
+
+def relu_apply_fn(variables, images):
+    return jax.nn.relu(images.reshape(images.shape[0], -1)) @ variables["w"]
+
+
+@pytest.mark.parametrize("sampling", ["count", "distance"])
+def test_zero_gradient_gives_a_zero_length_line(sampling):
+    rng = np.random.default_rng(3)
+    x = np.abs(rng.normal(size=(2, 4, 4, 2))).astype(np.float32)
+    x[0] *= -1  # relu is flat there: the input gradient is 0
+    variables = {"w": jnp.asarray(rng.normal(size=(32, 5)), jnp.float32)}
+    lines = direction_lines(np.array([0, 1]), "gradient", length=4.0)
+    out = LineEvaluator(relu_apply_fn, 16, sampling=sampling, step=0.5, chunk_lines=2)(variables, x, lines)
+    assert out["length"].tolist() == [0.0, 4.0]
+    assert out["n_points"].tolist() == ([1, 9] if sampling == "distance" else [16, 16])
+    for name in ("hf_power", "hf_fraction", "centroid", "max_grad", "r_end", "logit_distance", "max_prob_distance"):
+        assert out[name][0] == 0, name
+    assert out["max_grad"][1] > 0
+
+
+@pytest.mark.parametrize("kind", ["random", "gradient"])
+@pytest.mark.parametrize("length,step", [(10.0, 1.0), (6.0, 0.3)])
+def test_distance_sampling_keeps_the_last_point_of_direction_lines(kind, length, step):
+    """Unit directions whose float32 norm is 1 - 1e-7 used to lose the last point (before the
+    fix: 39 of these 100 random lines and 45 gradient lines at L = 6, s = 0.3) and report a
+    length of L - 1e-6 (45 and 48 lines at L = 10, s = 1)."""
+    rng = np.random.default_rng(4)
+    images = rng.normal(size=(100, 8, 8, 3)).astype(np.float32)
+    variables = {"w": jnp.asarray(rng.normal(size=(192, 5)), jnp.float32), "b": jnp.zeros(5)}
+    lines = direction_lines(np.arange(100) % 5, kind, length=length)
+    ev = LineEvaluator(linear_apply_fn, sampling="distance", step=step, chunk_lines=20, save_logits=False)
+    out = ev(variables, images, lines)
+    np.testing.assert_array_equal(out["n_points"], round(length / step) + 1)
+    np.testing.assert_array_equal(out["length"], np.float32(length))
+
+
+def test_distance_sampling_keeps_the_last_point_of_pair_lines():
+    """Pairs 6 units apart (float32 norms a few ulps either side of 6) at steps of 0.3 and 1
+    (before the fix, 9 of the 50 lost their last point at s = 0.3)."""
+    rng = np.random.default_rng(5)
+    x0 = rng.normal(size=(50, 8, 8, 3)).astype(np.float32)
+    u = rng.normal(size=x0.shape).astype(np.float32)
+    u /= np.linalg.norm(u.reshape(50, -1), axis=1).reshape(-1, 1, 1, 1)
+    images = np.concatenate([x0, x0 + 6 * u])
+    pairs = np.stack([np.arange(50), np.arange(50, 100)], 1).astype(np.int32)
+    variables = {"w": jnp.asarray(rng.normal(size=(192, 5)), jnp.float32), "b": jnp.zeros(5)}
+    for step in (0.3, 1.0):
+        out = LineEvaluator(linear_apply_fn, sampling="distance", step=step, chunk_lines=25, save_logits=False)(
+            variables, images, pairs)
+        np.testing.assert_allclose(out["length"], 6.0, rtol=1e-6)
+        np.testing.assert_array_equal(out["n_points"], round(6 / step) + 1)
+
+
+def test_host_padding_and_device_count_share_one_rule():
+    whole = np.arange(1, 200, dtype=np.float32)
+    for step in (0.3, 1.0, 0.25):
+        for lengths in (whole * np.float32(step), np.nextafter(whole * np.float32(step), np.float32(0))):
+            host = distance_points(lengths, step, np)
+            np.testing.assert_array_equal(host, np.asarray(jax.jit(lambda v, s=step: distance_points(v, s))(lengths)))
+            np.testing.assert_array_equal(host, np.arange(2, 201))  # a few ulps short: still the last point
+    assert distance_points(np.float32([0.0, 0.99, 1.5]), 1.0, np).tolist() == [1, 1, 2]
+    assert Sampling(sampling="distance", step=0.3).padded_points(np.float32([6.0])) == 24  # 21 points
+    assert Sampling(sampling="distance", step=1.0).padded_points(np.float32([np.nextafter(8, 0)])) == 16  # 9
 
 
 def test_fourier_direction_is_the_unit_basis_image():

@@ -12,7 +12,6 @@ from typing import Any, Callable, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from spectral_jax.data import fourier
 from spectral_jax.data.noise import noise_direction
@@ -75,11 +74,24 @@ def random_directions(seed: int, line_ids: jax.Array, point_shape: Sequence[int]
 
 def gradient_directions(apply_fn: Callable, variables, x: jax.Array, classes: jax.Array) -> jax.Array:
     """Unit input gradients [C, *S] of the cross-entropy at x [C, *S] for the line's class
-    (the class predicted at x where `classes` is -1). A zero gradient gives a zero direction."""
-    predicted = jnp.argmax(apply_fn(variables, x), axis=-1)
-    target = jnp.where(classes >= 0, classes, predicted)
+    (the class predicted at x where `classes` is -1). A zero gradient gives a zero direction.
 
-    def loss(xs):
-        return optax.softmax_cross_entropy_with_integer_labels(apply_fn(variables, xs), target).sum()
+    The logit gradient p - e_y is formed without cancellation: for a confident model, 1 - p_y
+    below float32 resolution would make it round-off (p_y rounds to 1 at margins of ~17).
+    `confident_cotangent` gives it up to a positive factor per row, which the unit norm drops,
+    and `jax.vjp` pulls it back through `apply_fn`."""
+    logits, pullback = jax.vjp(lambda xs: apply_fn(variables, xs), x)
+    target = jnp.where(classes >= 0, classes, jnp.argmax(logits, axis=-1))
+    (grad,) = pullback(confident_cotangent(logits, target).astype(logits.dtype))
+    return unit_rows(grad)
 
-    return unit_rows(jax.grad(loss)(x))
+
+def confident_cotangent(logits: jax.Array, target: jax.Array) -> jax.Array:
+    """d CE / d logits = p - e_y [C, K] up to a positive factor per row, in float32 without
+    cancellation or underflow: exp(z_j - m) for j != y, m = max_{j != y} z_j, and at y minus
+    their sum (never 1 - p_y). Zero where no other class has a finite logit."""
+    z = logits.astype(jnp.float32)
+    other = jnp.arange(z.shape[-1]) != target[:, None]
+    m = jnp.max(jnp.where(other, z, -jnp.inf), axis=-1, keepdims=True)
+    e = jnp.where(other, jnp.exp(z - jnp.where(jnp.isfinite(m), m, 0.0)), 0.0)
+    return jnp.where(other, e, -jnp.sum(e, axis=-1, keepdims=True))

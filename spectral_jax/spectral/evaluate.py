@@ -58,15 +58,25 @@ class Sampling:
 
     def padded_points(self, lengths: np.ndarray) -> int:
         """Points N per line: `num_points`, or in distance sampling the most points any line has
-        (floor(L/step) + 1), rounded up to a multiple of 8 so that nearby lengths share a compile."""
+        (`distance_points`), rounded up to a multiple of 8 so that nearby lengths share a compile."""
         if self.sampling != "distance":
             return self.num_points
-        most = int(np.floor(np.max(lengths) / self.step + 1e-6)) + 1
+        most = int(np.max(distance_points(np.asarray(lengths, np.float32), self.step, np)))
         if most > self.max_points:
             raise ConfigError(f"distance sampling: the longest line ({float(np.max(lengths)):.4g} units) needs "
                               f"{most} points at step {self.step:g}, more than analysis.max_points="
                               f"{self.max_points}; raise the step or max_points.")
         return max(8, -(-most // 8) * 8)
+
+
+def distance_points(length, step: float, xp=jnp):
+    """Points of a line of length L sampled every `step` s from its start, its end included
+    when L is a whole number of steps: floor(L/s * (1 + 1e-5)) + 1, in float32. The relative
+    tolerance keeps the last point of a line whose float32 length falls a few ulps short of a
+    whole number of steps (a norm of 1 - 1e-7); a point at most 1e-5 L beyond the end is taken.
+    One rule for the device's count (`xp=jnp`) and the host's padding (`xp=np`)."""
+    ratio = xp.asarray(length, xp.float32) / xp.float32(step) * xp.float32(1 + 1e-5)
+    return xp.floor(ratio).astype(xp.int32) + 1
 
 
 class LineEvaluator:
@@ -158,9 +168,10 @@ class LineEvaluator:
                         lines, n_fft, chunk, batch, part, stacked)
 
     def lengths(self, images, lines: Lines, mean, std) -> np.ndarray:
-        """Line lengths ||x_1 - x_0|| (pairs, computed on device in chunks) or hi - lo (unit directions)."""
+        """Line lengths ||x_1 - x_0|| (pairs, computed on device in chunks) or hi - lo (unit
+        directions; in float32, as on the device, so both count the same points)."""
         if lines.vector != "pair":
-            return (lines.hi - lines.lo).astype(np.float32)
+            return lines.hi.astype(np.float32) - lines.lo.astype(np.float32)
         fn = jax.jit(lambda a, b: jnp.linalg.norm(_difference(images[b], images[a], std).reshape(a.shape[0], -1),
                                                   axis=1))
         out, step = [], 1024
@@ -269,22 +280,25 @@ class _ChunkFunction:
         norm = jnp.linalg.norm(d.reshape(d.shape[0], -1), axis=1)
         n_fft, k = self.n_fft, jnp.arange(self.n_fft, dtype=jnp.float32)
         span = a["hi"] - a["lo"]
+        if self.vector == "pair":  # D = x1 - x0: the line is ||D|| (hi - lo) long, t moves s/||D|| a step
+            length, t_step = span * norm, s.step / jnp.where(norm > 0, norm, 1.0)
+        else:  # unit D (a float32 norm of 1 - 1e-7 at worst): exactly hi - lo long; a zero gradient, 0
+            length, t_step = jnp.where(norm > 0, span, 0.0), jnp.full_like(norm, s.step)
         if s.sampling == "distance":
-            length = span * norm
-            valid = jnp.clip(jnp.floor(length / s.step + 1e-6).astype(jnp.int32) + 1, 1, n_fft)
-            t = a["lo"][:, None] + k[None] * (s.step / jnp.where(norm > 0, norm, 1.0))[:, None]
+            valid = jnp.clip(distance_points(length, s.step), 1, n_fft)
+            t = a["lo"][:, None] + k[None] * t_step[:, None]
             spacing = jnp.full_like(norm, s.step)
         else:
             valid = jnp.full(norm.shape, n_fft, jnp.int32)
             t = a["lo"][:, None] + span[:, None] * spectrum.line_positions(n_fft, s.sampling)[None]
-            spacing = span * norm / (n_fft if s.sampling == "reference" else n_fft - 1)
+            spacing = length / (n_fft if s.sampling == "reference" else n_fft - 1)
         bshape = t.shape + (1,) * len(shape)
         points = x0[:, None] + t.reshape(bshape) * d[:, None]  # [C, N, *S]
         logits = self.forward(variables, points)
         stats = spectrum.line_statistics(logits, spacing, sampling=s.sampling, signal=s.signal, valid=valid,
                                          classes=a["cls"], hf_cutoff=s.hf_cutoff, hf_cutoff_unit=s.hf_cutoff_unit,
                                          estimator=s.estimator)
-        stats["length"] = span * norm
+        stats["length"] = length
         stats["n_points"] = valid
         if s.save_logits:
             stats["logits"] = logits
