@@ -234,8 +234,9 @@ def shrink_to_digits(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
 
 
 def shrink_analysis(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-    """The analysis of a `:smoke` run: 16 points, 2 within-class lines per class, 1 per class pair."""
-    c.analysis.num_points, c.analysis.pairs_per_class, c.analysis.pairs_per_class_pair = 16, 2, 1
+    """The analysis of a `:smoke` run: 24 points (8 cycles per line and above: 4 bins), 2 within-class
+    lines per class, 1 per class pair."""
+    c.analysis.num_points, c.analysis.pairs_per_class, c.analysis.pairs_per_class_pair = 24, 2, 1
     return c
 
 

@@ -48,7 +48,7 @@ def linear_model():
 
 def test_spectra_summary_save_load_and_dataframe(linear_model, tmp_path):
     w, images, labels = linear_model
-    s = spectral_jax.interpolation_spectra(linear, w, images, labels, num_points=16, pairs_per_class=3,
+    s = spectral_jax.interpolation_spectra(linear, w, images, labels, num_points=24, pairs_per_class=3,
                                            pairs_per_class_pair=1, chunk_lines=8)
     rows = {r["kind"]: r for r in s.summary()}
     assert rows["within"]["n_lines"] == 12 and rows["between"]["n_lines"] == 6
@@ -75,18 +75,18 @@ def test_spectra_summary_save_load_and_dataframe(linear_model, tmp_path):
 def test_endpoints_pairs_and_uint8_images_agree(linear_model):
     w, images, labels = linear_model
     pairs = np.array([[0, 5], [3, 3], [7, 1]])
-    by_pairs = spectral_jax.interpolation_spectra(linear, w, images, labels, pairs=pairs, num_points=16, chunk_lines=4)
+    by_pairs = spectral_jax.interpolation_spectra(linear, w, images, labels, pairs=pairs, num_points=24, chunk_lines=4)
     by_ends = spectral_jax.interpolation_spectra(linear, w, images, x0=images[pairs[:, 0]], x1=images[pairs[:, 1]],
-                                                 num_points=16, chunk_lines=4)
+                                                 num_points=24, chunk_lines=4)
     np.testing.assert_allclose(by_pairs["hf_power"], by_ends["hf_power"], rtol=1e-4, atol=1e-9)
     assert list(by_pairs.kind_name) == ["between", "within", "between"]
     np.testing.assert_array_equal(by_pairs.pairs, pairs)
     u8 = np.clip(images * 40 + 128, 0, 255).astype(np.uint8)
     mean, std = np.array([0.5], np.float32), np.array([0.2], np.float32)
     as_u8 = spectral_jax.interpolation_spectra(linear, w, u8, labels, pairs=pairs, mean=mean, std=std,
-                                               num_points=16, chunk_lines=4)
+                                               num_points=24, chunk_lines=4)
     as_float = spectral_jax.interpolation_spectra(linear, w, u8.astype(np.float32) / 255, labels, pairs=pairs,
-                                                  mean=mean, std=std, num_points=16, chunk_lines=4)
+                                                  mean=mean, std=std, num_points=24, chunk_lines=4)
     np.testing.assert_allclose(as_u8["max_grad"], as_float["max_grad"], rtol=1e-4)
 
 
@@ -133,6 +133,9 @@ def test_run_spectra_equal_the_analysis_files(run_copy):
     run = spectral_jax.load_run(run_copy)
     s = run.spectra(44, chunk_lines=16)
     f = series.load_step(run_copy, 44)
-    for name in ("hf_power", "max_grad", "power", "logits"):
+    for name in ("hf_power", "max_grad", "logits"):
         np.testing.assert_allclose(s[name], f[name], rtol=1e-4, atol=1e-6, err_msg=name)
+    # Low bins carry the end-slope cubic, which takes its slopes from single steps: forward passes in
+    # other batches move them by round-off relative to the line's largest bin.
+    np.testing.assert_allclose(s["power"], f["power"], rtol=1e-4, atol=1e-4 * float(f["power"].max()))
     assert set(run.summary()["analyses"]) == {"interpolation"}

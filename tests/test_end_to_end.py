@@ -22,19 +22,19 @@ def test_demo_writes_every_file(tmp_path, capsys):
     config = json.loads((w / "config.json").read_text())
     for key in ("dataset", "data_dir", "model", "epochs", "batch_size", "lr", "momentum", "weight_decay", "seed"):
         assert key in config
-    assert config["analysis"]["num_points"] == 16
+    assert config["analysis"]["num_points"] == 24
 
     records = io.read_jsonl(w / "metrics.jsonl")
     assert len(records) == 2
     steps = [r["step"] for r in records]
     assert sorted(int(p.name) for p in (w / "checkpoints").iterdir()) == steps
 
-    m = 16
+    m = 24  # the :smoke analysis
     for step in steps:
         with np.load(w / "analysis" / "interpolation" / f"step_{step}.npz") as f:
             p = f["kind"].shape[0]
             assert f["logits"].shape == (p, m, 10)
-            assert f["power"].shape == (p, m // 2 + 1)
+            assert f["power"].shape == (p, (m - 1) // 2 + 1)  # one period: M - 1 points
             for name in ("hf_power", "hf_fraction", "centroid", "max_grad", "r_end", "logit_distance"):
                 assert f[name].shape == (p,) and np.all(np.isfinite(f[name])), name
             assert f["labels"].shape == (p, 2)
@@ -69,7 +69,7 @@ def test_analyze_and_report_subcommands(tmp_path, capsys):
     assert name.startswith("pairs-reference-prob_distance-")
     path = w / "analysis" / name / f"step_{step}.npz"
     with np.load(path) as f:
-        assert f["power_two_sided"].shape[1] == 16 and str(f["setting_sampling"]) == "reference"
+        assert f["power_two_sided"].shape[1] == 24 and str(f["setting_sampling"]) == "reference"
     mtime = path.stat().st_mtime_ns
     assert cli.main(["analyze", "--workdir", str(w), "--config.analysis.sampling=reference"]) == 0
     assert path.stat().st_mtime_ns == mtime  # same settings: not recomputed

@@ -35,28 +35,28 @@ def test_compiles_once_for_many_chunks_parts_and_checkpoints(setup):
     images, mean, std, variables, pairs = setup
     traced = chex.assert_max_traces(linear_apply_fn, n=1)
     # 10 lines in chunks of 2 lines (4 forward batches of 8 points each), parts of 4 lines: 3 parts
-    ev = LineEvaluator(traced, num_points=16, chunk_lines=2, forward_batch=8)
+    ev = LineEvaluator(traced, num_points=24, chunk_lines=2, forward_batch=8)
     p = ev.prepare(variables, jax.device_put(images), pairs, mean, std, part_lines=4)
     assert (p.num_parts, p.chunk_lines, p.forward_batch) == (3, 2, 8)
     out = ev.evaluate(p)
     other = jax.tree.map(lambda x: 2 * x, variables)  # "another checkpoint"
     ev.evaluate(p.__class__(**{**p.__dict__, "variables": other}))
     assert ev.trace_count == 1
-    assert out["logits"].shape == (10, 16, 5) and out["power"].shape == (10, 9)
+    assert out["logits"].shape == (10, 24, 5) and out["power"].shape == (10, 12)  # one period: L = 23
     for name in ("hf_power", "hf_fraction", "centroid", "max_grad", "r_end", "logit_distance", "max_prob_distance"):
         assert out[name].shape == (10,)
 
 
 def test_chunked_and_micro_batched_equal_direct_computation(setup):
     images, mean, std, variables, pairs = setup
-    out = LineEvaluator(linear_apply_fn, num_points=16, chunk_lines=4, forward_batch=16)(
+    out = LineEvaluator(linear_apply_fn, num_points=24, chunk_lines=4, forward_batch=16)(
         variables, jnp.asarray(images), pairs, mean, std)
     x = standardize(jnp.asarray(images), mean, std)
     x0, x1 = x[pairs[:, 0]], x[pairs[:, 1]]
-    pts = line_points(x0, x1, 16)
-    logits = linear_apply_fn(variables, pts.reshape((-1,) + pts.shape[2:])).reshape(10, 16, 5)
+    pts = line_points(x0, x1, 24)
+    logits = linear_apply_fn(variables, pts.reshape((-1,) + pts.shape[2:])).reshape(10, 24, 5)
     distance = jnp.linalg.norm((x1 - x0).reshape(10, -1), axis=-1)
-    want = line_statistics(logits, distance / 15)
+    want = line_statistics(logits, distance / 23)
     np.testing.assert_allclose(out["logits"], np.asarray(logits), rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(out["length"], np.asarray(distance), rtol=1e-5)
     for name, v in want.items():
@@ -66,7 +66,7 @@ def test_chunked_and_micro_batched_equal_direct_computation(setup):
 def test_stacked_checkpoints_equal_one_at_a_time(setup):
     images, mean, std, variables, pairs = setup
     checkpoints = [jax.tree.map(lambda x, s=s: x * s, variables) for s in (0.5, 1.0, 3.0)]
-    ev = LineEvaluator(linear_apply_fn, num_points=16, chunk_lines=4)
+    ev = LineEvaluator(linear_apply_fn, num_points=24, chunk_lines=4)
     stacked = ev(jax.tree.map(lambda *xs: jnp.stack(xs), *checkpoints), images, pairs, mean, std, stacked=True)
     for g, v in enumerate(checkpoints):
         one = ev(v, images, pairs, mean, std)
@@ -79,7 +79,7 @@ def test_automatic_stack_counts_each_checkpoint_and_its_work(setup, monkeypatch)
     half the free memory, each taking two copies of the variables and its work: XLA's count of the
     chunk program's temporaries and the results of two parts in flight."""
     images, mean, std, variables, pairs = setup
-    ev = LineEvaluator(linear_apply_fn, num_points=16, chunk_lines=2, forward_batch=8)
+    ev = LineEvaluator(linear_apply_fn, num_points=24, chunk_lines=2, forward_batch=8)
     small, big = (ev.prepare(variables, jnp.asarray(images), pairs, mean, std, part_lines=n) for n in (2, 10))
     small_bytes, big_bytes = ev.work_bytes(small), ev.work_bytes(big)
     # 10 lines in parts of 10: 2 x 5 chunks of results in flight against 2 x 1; the logits alone
@@ -98,7 +98,7 @@ def test_automatic_stack_counts_each_checkpoint_and_its_work(setup, monkeypatch)
 def test_float_images_need_no_standardization(setup):
     images, mean, std, variables, pairs = setup
     x = standardize(jnp.asarray(images), mean, std)
-    ev = LineEvaluator(linear_apply_fn, num_points=16, chunk_lines=4)
+    ev = LineEvaluator(linear_apply_fn, num_points=24, chunk_lines=4)
     a = ev(variables, jnp.asarray(images), pairs, mean, std)
     b = ev(variables, x, pairs)
     np.testing.assert_allclose(a["hf_power"], b["hf_power"], rtol=1e-5, atol=1e-9)
@@ -108,11 +108,11 @@ def test_float_images_need_no_standardization(setup):
 
 def test_line_with_equal_ends_is_constant(setup):
     images, mean, std, variables, _ = setup
-    out = LineEvaluator(linear_apply_fn, num_points=16, chunk_lines=2)(
+    out = LineEvaluator(linear_apply_fn, num_points=24, chunk_lines=2)(
         variables, jnp.asarray(images), np.array([[3, 3], [4, 5]]), mean, std)
     # Interpolating x0 with itself moves the output only by float round-off: counted as constant.
     assert out["hf_fraction"][0] == 0 and out["centroid"][0] == 0 and out["max_grad"][0] == 0
-    assert out["hf_fraction"][1] > 0
+    assert out["r_end"][0] == 0 and out["r_end"][1] > 0 and out["max_grad"][1] > 0
 
 
 # ------------------------------------------------------------------------------------------
@@ -151,7 +151,9 @@ def direction_line_set(lengths):
 @pytest.mark.parametrize("j", [3, 7])
 def test_sinusoid_peaks_at_its_cycles_per_line_in_count_sampling(j):
     lengths = np.array([10.0, 25.0, 40.0])
-    ev = LineEvaluator(wave_apply_fn, num_points=64, chunk_lines=3, signal="class_logit")
+    # The frequency grid, seen with the ends-only estimator: the default (cubic) matches the end slopes,
+    # which for an oscillation reaching both ends puts a large cubic into bin 1 (docs/analysis.md §4).
+    ev = LineEvaluator(wave_apply_fn, num_points=64, chunk_lines=3, signal="class_logit", estimator="linear")
     # f = j / L cycles per unit: j cycles per line whatever the line's length
     for length in lengths:
         out = ev(wave(0, f=j / length), start_images(1), direction_line_set([length]), directions=U)
@@ -162,7 +164,8 @@ def test_sinusoid_peaks_at_its_cycles_per_line_in_count_sampling(j):
 def test_sinusoid_peaks_at_its_frequency_per_unit_in_distance_sampling():
     lengths = np.array([20.0, 33.0, 47.0])
     f, step = 0.5, 0.25
-    ev = LineEvaluator(wave_apply_fn, sampling="distance", step=step, chunk_lines=3, signal="class_logit")
+    ev = LineEvaluator(wave_apply_fn, sampling="distance", step=step, chunk_lines=3, signal="class_logit",
+                       estimator="linear")  # the grid (see the test above)
     p = ev.prepare(wave(0, f=f), start_images(3), direction_line_set(lengths), directions=U)
     assert p.n_fft == 192  # the longest line: 47 / 0.25 + 1 = 189 points, rounded up to a multiple of 8
     out = ev.evaluate(p)

@@ -53,6 +53,8 @@ class Sampling:
         spectrum.check_choice("signal", self.signal, spectrum.SIGNALS)
         if self.num_points < 8:
             raise ConfigError(f"num_points must be >= 8, got {self.num_points}.")
+        if self.sampling != "distance":
+            spectrum.check_resolved(self.num_points, self.sampling, self.hf_cutoff, self.hf_cutoff_unit, self.estimator)
         if not self.step > 0:
             raise ConfigError(f"step (distance sampling) must be > 0 standardized units, got {self.step}.")
 

@@ -247,7 +247,8 @@ def evaluator_for(apply_fn, a, mesh=None, record: Layout | None = None) -> LineE
         sampling="count" if plane else a["sampling"], mesh=mesh,
         forward_batch=record.forward_batch if record else a["forward_batch"], seed=a["direction_seed"],
         step=a["step"], max_points=a["max_points"], signal=a["signal"], hf_cutoff=a["hf_cutoff"],
-        hf_cutoff_unit=a["hf_cutoff_unit"], estimator=a["estimator"], save_logits=a["save_logits"] or plane)
+        hf_cutoff_unit="bins" if plane else a["hf_cutoff_unit"], estimator=a["estimator"],
+        save_logits=a["save_logits"] or plane)  # planes: their own statistics, from the logits
 
 
 def restore(workdir: Path, step: int, abstract, mesh, config) -> Any:

@@ -59,7 +59,7 @@ from spectral_jax.config import ANALYSIS_CUTOFF_UNITS as CUTOFF_UNITS
 from spectral_jax.config import ANALYSIS_ESTIMATORS as ESTIMATORS
 from spectral_jax.config import ANALYSIS_SAMPLINGS as SAMPLINGS
 from spectral_jax.config import ANALYSIS_SIGNALS as SIGNALS
-from spectral_jax.errors import unknown_name
+from spectral_jax.errors import ConfigError, unknown_name
 
 STATISTICS = ("hf_power", "max_grad", "hf_fraction", "centroid", "r_end", "logit_distance", "max_prob_distance")
 DEFAULT_CUTOFF_CYCLES_PER_UNIT = 0.1  # docs/methods.md §2.3, convention (a)
@@ -95,6 +95,17 @@ def resolve_cutoff(sampling: str, cutoff: float = 0.0, unit: str = "", estimator
         cutoff = {"cycles_per_unit": DEFAULT_CUTOFF_CYCLES_PER_UNIT,
                   "cycles_per_line": DEFAULT_CUTOFF_CYCLES_PER_LINE}.get(unit, 0.0)
     return float(cutoff), unit
+
+
+def check_resolved(num_points: int, sampling: str, cutoff: float = 0.0, unit: str = "", estimator: str = "cubic") -> None:
+    """A cutoff in cycles per line above the highest frequency M points resolve is an error (every
+    line would report hf_power 0)."""
+    cutoff, unit = resolve_cutoff(sampling, cutoff, unit, estimator)
+    highest = fft_length(num_points, sampling, estimator) // 2
+    if unit == "cycles_per_line" and cutoff > highest:
+        raise ConfigError(f"num_points={num_points} resolves at most {highest} cycles per line, less than the "
+                          f"high-frequency cutoff of {cutoff:g} cycles per line: use num_points >= "
+                          f"{2 * math.ceil(cutoff) + 2} (64 is the default) or a lower hf_cutoff.")
 
 
 def fft_length(num_points: int, sampling: str = "count", estimator: str = "cubic") -> int:
