@@ -82,7 +82,8 @@ def class_labels(labels, n: int, *, unlabeled: bool = False, what: str = "image"
     labels = labels.astype(np.int64)
     bad = np.flatnonzero(labels < (-1 if unlabeled else 0))
     if len(bad):
-        allowed = "-1 (no label) or a class >= 0" if unlabeled else "classes >= 0 (-1, no label, only for the labels of x0)"
+        allowed = ("-1 (no label) or a class >= 0" if unlabeled
+                   else "classes >= 0 (-1, no label, only for the labels of x0)")
         raise ConfigError(f"labels must be {allowed}; got {_values(labels, bad)} at {_indices(bad, where)}.")
     return labels
 
@@ -161,8 +162,8 @@ def below_classes(labels: np.ndarray, k: int, what: str = "labels", where: str =
     bad = np.flatnonzero(labels.ravel() >= k)
     if len(bad):
         at = f" at {_indices(bad, where)}" if labels.ndim == 1 else ""
-        raise ConfigError(f"labels must be classes in [0, {k}) for the model's {k} outputs (apply_fn returns [B, {k}]); "
-                          f"{what} hold {_values(labels.ravel(), bad)}{at}.")
+        raise ConfigError(f"labels must be classes in [0, {k}) for the model's {k} outputs "
+                          f"(apply_fn returns [B, {k}]); {what} hold {_values(labels.ravel(), bad)}{at}.")
 
 
 def batch_independent(apply_fn: Callable, variables: Any, probe: jax.Array, others: jax.Array) -> None:
@@ -171,8 +172,8 @@ def batch_independent(apply_fn: Callable, variables: Any, probe: jax.Array, othe
     alone = np.asarray(_call(jax.jit(lambda v, x: apply_fn(v, x)), variables, probe), np.float32)  # fresh trace
     if not np.all(np.isfinite(alone)):
         rows = np.flatnonzero(~np.all(np.isfinite(alone), axis=1))
-        raise ConfigError(f"apply_fn returns NaN or Inf logits for finite probe images (rows {_indices(rows, prefix='')} "
-                          f"of {len(alone)}): check the variables (NaN weights?).")
+        raise ConfigError(f"apply_fn returns NaN or Inf logits for finite probe images "
+                          f"(rows {_indices(rows, prefix='')} of {len(alone)}): check the variables (NaN weights?).")
     mapped = jax.jit(lambda v, x: jax.lax.map(lambda xb: apply_fn(v, xb), x[None])[0])
     batch = jnp.concatenate([probe[::-1], others])
     together = np.asarray(_call(mapped, variables, batch, in_map=True), np.float32)[: len(probe)][::-1]
@@ -207,7 +208,8 @@ def _call(fn: Callable, variables, x, in_map: bool = False):
     except Exception as e:  # noqa: BLE001: whatever the user's function raises is explained, then chained
         text = f"{type(e).__name__}: {e}"
         train = any(w in text for w in _TRAIN_MODE)
-        hint = f" A model in train mode (BatchNorm with batch statistics, Dropout) fails so: {EVAL_MODE}." if train else ""
+        hint = (f" A model in train mode (BatchNorm with batch statistics, Dropout) fails so: {EVAL_MODE}."
+                if train else "")
         where = " when traced inside jax.lax.map, as the analysis runs its forward batches" if in_map else ""
         layout = "" if train else _layout_hint(x.shape)
         raise ConfigError(f"apply_fn(variables, images) fails on a probe batch {_describe(x)} of the analysed "
@@ -243,7 +245,8 @@ def _sources(inputs: LineInputs, rows: np.ndarray) -> str:
         return f"in the planes through {_indices(np.unique(triples))}"
     if lines.vector == "pair" and np.all(inputs.pairs < 0):  # explicit endpoints: x0 then x1
         p = len(lines)
-        return ", ".join(f"x0[{r}]" if r < p else f"x1[{r - p}]" for r in rows[:SHOWN]) + (", ..." if len(rows) > SHOWN else "")
+        named = [f"x0[{r}]" if r < p else f"x1[{r - p}]" for r in rows[:SHOWN]]
+        return ", ".join(named) + (", ..." if len(rows) > SHOWN else "")
     source = np.full(len(inputs.table), -1)
     source[lines.start] = inputs.pairs[:, 0]
     if lines.vector == "pair":
