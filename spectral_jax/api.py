@@ -26,6 +26,7 @@ from spectral_jax import data as data_lib
 from spectral_jax import io, models, parallel
 from spectral_jax.errors import ConfigError
 from spectral_jax.report import figures
+from spectral_jax.spectral import checks
 from spectral_jax.spectral import results as results_lib
 from spectral_jax.spectral import series
 from spectral_jax.spectral.inputs import LineInputs, compact, line_inputs, standardized
@@ -112,7 +113,7 @@ def interpolation_spectra(apply_fn: Callable, variables: Any, images, labels=Non
     """Spectra of `apply_fn(variables, .)` along lines through `images` [N, *S].
 
     Lines, in order of precedence: explicit endpoints `x0`, `x1` [P, *S] (same preprocessing as
-    `images`; `labels` then [P], the class of each x0, optional); `pairs` [P, 2] indices into
+    `images`; `labels` then [P], the class of each x0, optional, -1: none); `pairs` [P, 2] indices into
     `images`; `directions` ([*S] or one per line) from each chosen image; else
     `settings["lines"]` (default "pairs": within/between class, which needs `labels`).
     `images`: standardized float, or uint8 with `mean`/`std` (per channel, [0, 1] pixel units);
@@ -121,9 +122,12 @@ def interpolation_spectra(apply_fn: Callable, variables: Any, images, labels=Non
     pairs_per_class_pair=20, sampling="count", signal="prob_distance", length=10.0, ...).
     `mesh`: lines are split over its `data` axis (default: every device). With `variables`
     replicated on the mesh (or on one device) nothing is copied per call.
+    Bad inputs are a `ConfigError` before any compute (docs/analysis.md "Input checks").
     """
     a = analysis_settings(**settings)
     images = images if isinstance(images, jax.Array) else np.asarray(images)
+    checks.image_layout(images.shape)
+    checks.mean_std(mean, std)
     uint8 = images.dtype == np.uint8
     if uint8 and mean is None:
         raise ConfigError("uint8 images need mean and std (per channel, [0, 1] pixel units).")
@@ -132,17 +136,16 @@ def interpolation_spectra(apply_fn: Callable, variables: Any, images, labels=Non
         x0 = None if x0 is None else (np.asarray(x0, np.float32) - mean) / std
         x1 = None if x1 is None else (np.asarray(x1, np.float32) - mean) / std
         mean = std = None
-    if labels is not None:
-        labels = np.asarray(labels)
     take = functools.partial(np.take, np.asarray(images), axis=0)
     if x0 is not None or x1 is not None:
         inputs = _endpoint_inputs(x0, x1, labels, images, mean, std)
+        labels = inputs.lines.labels[:, 0] if labels is not None else None
     elif pairs is not None:
-        if labels is not None and len(labels) != len(images):
-            raise ConfigError(f"labels must have one entry per image ({len(images)}), got {len(labels)}.")
+        labels = checks.class_labels(labels, len(images))
         check_indices(np.asarray(pairs), len(images), "pair indices")
         inputs = compact(pair_lines(pairs, labels), take, mean, std)
     elif directions is not None:
+        labels = checks.class_labels(labels, len(images))
         select = np.zeros(len(images), np.int32) if labels is None else labels
         lines = direction_lines(select, "custom", length=a["length"], centered=a["centered"],
                                 images_per_class=a["images_per_class"], classes=tuple(a["classes"]),
@@ -153,9 +156,9 @@ def interpolation_spectra(apply_fn: Callable, variables: Any, images, labels=Non
     else:
         if labels is None:
             raise ConfigError(f"lines={a['lines']!r} needs labels (or give pairs=..., x0=/x1=, or directions=...).")
-        if len(labels) != len(images):
-            raise ConfigError(f"labels must have one entry per image ({len(images)}), got {len(labels)}.")
+        labels = checks.class_labels(labels, len(images))
         inputs = line_inputs(labels, take, a, mean, std)
+    checks.check_inputs(apply_fn, variables, inputs, labels=labels, labels_of="x0" if x0 is not None else "image")
     evaluator = series.evaluator_for(apply_fn, a, parallel.make_mesh() if mesh is None else mesh)
     prepared = evaluator.prepare(variables, inputs.table, inputs.lines, inputs.mean, inputs.std,
                                  directions=inputs.directions)
@@ -181,8 +184,7 @@ def _endpoint_inputs(x0, x1, labels, images, mean, std) -> LineInputs:
     p = len(x0)
     lines = pair_lines(np.stack([np.arange(p), np.arange(p, 2 * p)], 1))
     if labels is not None:
-        if labels.shape != (p,):
-            raise ConfigError(f"With x0/x1, labels are the class of each x0: shape ({p},), got {labels.shape}.")
+        labels = checks.class_labels(labels, p, unlabeled=True, what="x0")
         lines = dataclasses.replace(lines, labels=np.stack([labels, np.full(p, -1)], 1).astype(np.int32))
     table = np.concatenate([x0, x1]).astype(images.dtype)
     return LineInputs(lines, table, mean, std, None, np.full((p, 2), -1, np.int32))
@@ -248,6 +250,7 @@ class Run:
             config.analysis[k] = v
         variables = self.variables(step)
         inputs = series.config_inputs(config, self.dataset)
+        checks.check_inputs(self.apply_fn, variables, inputs, batch_check=False)  # a registry model: eval mode
         evaluator = series.evaluator_for(self.apply_fn, config.analysis, parallel.make_mesh())
         prepared = evaluator.prepare(variables, inputs.table, inputs.lines, inputs.mean, inputs.std,
                                      directions=inputs.directions)

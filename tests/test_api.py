@@ -128,10 +128,14 @@ def test_load_run(trained_run):
     assert run.summary()["training"]["final_test_acc"] > 0.5
 
 
-def test_run_spectra_equal_the_analysis_files(run_copy):
+def test_run_spectra_equal_the_analysis_files(run_copy, monkeypatch):
+    checked = []  # the input checks run once per analysis and per Run.spectra, before compute
+    original = series.checks.check_inputs
+    monkeypatch.setattr(series.checks, "check_inputs", lambda *a, **k: checked.append(k) or original(*a, **k))
     series.analyze_run(run_copy, quiet=True)
     run = spectral_jax.load_run(run_copy)
     s = run.spectra(44, chunk_lines=16)
+    assert checked == [{"batch_check": False}] * 2
     f = series.load_step(run_copy, 44)
     for name in ("hf_power", "max_grad", "logits"):
         np.testing.assert_allclose(s[name], f[name], rtol=1e-4, atol=1e-6, err_msg=name)

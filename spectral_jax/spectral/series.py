@@ -28,6 +28,7 @@ from spectral_jax import config as config_lib
 from spectral_jax import data as data_lib
 from spectral_jax import io, models, parallel
 from spectral_jax.errors import ConfigError, DamagedFile
+from spectral_jax.spectral import checks
 from spectral_jax.spectral import diversity as diversity_lib
 from spectral_jax.spectral import layout as layout_lib
 from spectral_jax.spectral import plane as plane_lib
@@ -199,6 +200,7 @@ def _analyze_targets(targets: list[Target], quiet: bool) -> None:
     if work:
         inputs = config_inputs(config, dataset)
         model, abstract = models.create_model(config, dataset.image_shape, dataset.num_classes)
+        checks.check_inputs(model.apply_fn, abstract, inputs, batch_check=False)  # traced only: eval mode, no compute
         mesh = parallel.make_mesh()
         record = _read_layout(targets)
         evaluator = evaluator_for(model.apply_fn, a, mesh, record)
