@@ -83,8 +83,8 @@ def test_automatic_stack_counts_each_checkpoint_and_its_work(setup, monkeypatch)
     small, big = (ev.prepare(variables, jnp.asarray(images), pairs, mean, std, part_lines=n) for n in (2, 10))
     small_bytes, big_bytes = ev.work_bytes(small), ev.work_bytes(big)
     # 10 lines in parts of 10: 2 x 5 chunks of results in flight against 2 x 1; the logits alone
-    # of one chunk (2 lines x 16 points x 5 classes, float32) are 640 bytes.
-    assert big_bytes - small_bytes >= 8 * 640
+    # of one chunk (2 lines x 24 points x 5 classes, float32) are 960 bytes.
+    assert big_bytes - small_bytes >= 8 * 960
     var_bytes = sum(x.nbytes for x in jax.tree.leaves(variables))
     monkeypatch.setattr(layout, "default_stack", lambda backend=None: 0)
     monkeypatch.setattr(layout, "free_memory_bytes", lambda: 2 * 5 * (2 * var_bytes + big_bytes))
@@ -225,9 +225,9 @@ def test_random_directions_are_seeded_unit_and_per_line(setup):
     np.testing.assert_allclose(np.linalg.norm(d.reshape(4, -1), axis=1), 1.0, rtol=1e-5)
     assert not np.allclose(d[0], d[1])
     np.testing.assert_array_equal(d[2], np.asarray(directions_lib.random_directions(7, jnp.arange(2, 3), (4, 4, 2)))[0])
-    a = LineEvaluator(linear_apply_fn, 16, chunk_lines=4, seed=7)(variables, images, lines, mean, std)
-    b = LineEvaluator(linear_apply_fn, 16, chunk_lines=2, seed=7)(variables, images, lines, mean, std)
-    c = LineEvaluator(linear_apply_fn, 16, chunk_lines=4, seed=8)(variables, images, lines, mean, std)
+    a = LineEvaluator(linear_apply_fn, 24, chunk_lines=4, seed=7)(variables, images, lines, mean, std)
+    b = LineEvaluator(linear_apply_fn, 24, chunk_lines=2, seed=7)(variables, images, lines, mean, std)
+    c = LineEvaluator(linear_apply_fn, 24, chunk_lines=4, seed=8)(variables, images, lines, mean, std)
     np.testing.assert_allclose(a["logits"], b["logits"], rtol=1e-5, atol=1e-5)  # chunking does not change them
     assert not np.allclose(a["logits"], c["logits"])
     np.testing.assert_allclose(a["length"], 2.0, rtol=1e-5)
@@ -292,9 +292,9 @@ def test_zero_gradient_gives_a_zero_length_line(sampling):
     x[0] *= -1  # relu is flat there: the input gradient is 0
     variables = {"w": jnp.asarray(rng.normal(size=(32, 5)), jnp.float32)}
     lines = direction_lines(np.array([0, 1]), "gradient", length=4.0)
-    out = LineEvaluator(relu_apply_fn, 16, sampling=sampling, step=0.5, chunk_lines=2)(variables, x, lines)
+    out = LineEvaluator(relu_apply_fn, 24, sampling=sampling, step=0.5, chunk_lines=2)(variables, x, lines)
     assert out["length"].tolist() == [0.0, 4.0]
-    assert out["n_points"].tolist() == ([1, 9] if sampling == "distance" else [16, 16])
+    assert out["n_points"].tolist() == ([1, 9] if sampling == "distance" else [24, 24])
     for name in ("hf_power", "hf_fraction", "centroid", "max_grad", "r_end", "logit_distance", "max_prob_distance"):
         assert out[name][0] == 0, name
     assert out["max_grad"][1] > 0
@@ -359,7 +359,7 @@ def test_fourier_direction_is_the_unit_basis_image():
 
 def test_bad_inputs_are_clear_errors(setup):
     images, mean, std, variables, pairs = setup
-    ev = LineEvaluator(linear_apply_fn, 16, chunk_lines=2)
+    ev = LineEvaluator(linear_apply_fn, 24, chunk_lines=2)
     with pytest.raises(ConfigError, match=r"pair indices out of range: \[12\]"):
         ev(variables, images, np.array([[0, 12]]), mean, std)
     lines = direction_lines(np.zeros(12, int), "custom", length=1.0)

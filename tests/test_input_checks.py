@@ -11,7 +11,7 @@ import spectral_jax
 from spectral_jax.errors import ConfigError
 from spectral_jax.spectral import checks
 
-SMALL = dict(num_points=16, pairs_per_class=3, pairs_per_class_pair=1, chunk_lines=8)
+SMALL = dict(num_points=24, pairs_per_class=3, pairs_per_class_pair=1, chunk_lines=8)
 
 
 def linear(w, x):

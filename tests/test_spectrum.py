@@ -67,15 +67,13 @@ def numpy_statistics(logits: np.ndarray, spacing: float, signal: str = "prob_dis
     norm = big_n * n if legacy else length * max(n - 1, 1)
     if legacy:
         non_dc = non_dc if non_dc > norm * 1e-12 else 0.0  # the first release's absolute floor
-    else:  # round-off floor: σ = 4 u (max|s| + 2 max|z| max(1 - p_top)), or 4 u max|z_c| for class_logit
+    else:  # round-off floor: 4 u max|s| (x100), and 4 u 2 max|z| max(1 - p_top) or 4 u max|z_c| (x10)
         u = 2.0 ** -24
-        if signal == "class_logit":
-            sigma = 4 * u * (np.abs(s).max() + np.abs(z[:, c]).max())
-        else:
-            sigma = 4 * u * (np.abs(s).max() + 2 * np.abs(z).max() * (1 - p.max(1)).max())
+        inputs = np.abs(z[:, c]).max() if signal == "class_logit" else 2 * np.abs(z).max() * (1 - p.max(1)).max()
+        sigma2 = max(1e4 * (4 * u * np.abs(s).max()) ** 2, 1e2 * (4 * u * inputs) ** 2)
         hf_bins = max(len(power) - math.ceil(cut), 1)
-        hf = hf if hf / norm > 100 * sigma**2 * hf_bins / length else 0.0
-        non_dc = non_dc if non_dc / norm > 100 * sigma**2 / 2 else 0.0
+        hf = hf if hf / norm > sigma2 * hf_bins / length else 0.0
+        non_dc = non_dc if non_dc / norm > sigma2 / 2 else 0.0
     steps = np.sqrt(((p[1:] - p[:-1]) ** 2).sum(1)) if signal == "prob_distance" else np.abs(np.diff(s))
     unit = 1.0 / (length * spacing) if sampling == "distance" else 1.0
     return {

@@ -36,11 +36,12 @@ first release's M-point transform. Then, per line, with L the FFT length:
     max_prob_distance = max_{k < n} ||p_k - p_0||        (the released code's statistic)
     hf_floor     the hf_power that float32 round-off of this line's signal could produce
 
-Round-off floor: s carries an absolute error of about FLOOR_ULPS * u * scale (u = 2^-24; scale:
-the signal's largest value and, through the logits it is computed from, their largest magnitude
-times the probability mass off the top class, or the logit itself for class_logit). hf_power below
-hf_floor is reported as 0, and hf_fraction and centroid are 0 when all non-DC power is below the
-floor of the whole band: a value there would be round-off, not the network.
+Round-off floor: s carries an absolute error of about FLOOR_ULPS * u * scale (u = 2^-24), from the
+computation (scale: the signal's largest value) and from the logits' own quantization (scale: their
+largest magnitude times the probability mass off the top class, or the logit itself for
+class_logit). hf_floor is the hf_power of white noise of that size, 10^4 (computation) or 10^2
+(quantization) times its power; hf_power below it is reported as 0, and hf_fraction and centroid
+are 0 when all non-DC power is below the floor of the whole band: a value there is round-off.
 
 The cutoff j_c: `cycles_per_line` (default 8 in `count`: the paper's M/8 at M = 64, but the same
 frequency at every M), `bins` (ceil(L/8) by default; the default of `reference` and of
@@ -70,9 +71,11 @@ DEFAULT_CUTOFF_CYCLES_PER_LINE = 8.0  # the paper's M/8 bins at M = 64
 LEGACY_NOISE_FLOOR = 1e-12
 UNIT_ROUNDOFF = 2.0 ** -24  # float32
 # Round-off of the signal, in units of u * scale (a few roundings per value), and how far above the
-# expected round-off power a value must be to count (FLOOR_FACTOR: amplitude 10x the noise's).
+# expected round-off power a value must be to count: the computation's round-off 100x in amplitude
+# (float32 then agrees with float64 to ~1e-4 relative, measured), the logits' quantization 10x.
 FLOOR_ULPS = 4.0
-FLOOR_FACTOR = 100.0
+FLOOR_FACTOR_COMPUTED = 1e4
+FLOOR_FACTOR_INPUTS = 1e2
 
 
 def hf_cutoff_bin(fft_length: int) -> int:
@@ -201,10 +204,10 @@ def _pick(values: jax.Array, c: jax.Array) -> jax.Array:
 
 
 def signal_roundoff(logits: jax.Array, s: jax.Array, inside: jax.Array, signal: str,
-                    classes: jax.Array | None = None) -> jax.Array:
-    """Per line, the absolute float32 round-off σ of the signal's values, [...]: FLOOR_ULPS u times
-    the largest |s_k|, plus (the logits' own quantization, ulp(z)) the largest |z| times the
-    probability mass off the top class for probabilities, or the largest |z_k[c]| for class_logit."""
+                    classes: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+    """Per line, two float32 round-off scales of the signal's values, [...] each: the computation's,
+    FLOOR_ULPS u max|s_k|, and the inputs', FLOOR_ULPS u times how far the logits' own quantization
+    (ulp(z)) moves the signal: 2 max|z| max(1 - p_top) for probabilities, max|z_k[c]| for class_logit."""
     z = jnp.where(inside[..., None], logits, 0.0)
     if signal == "class_logit":
         inputs = jnp.max(jnp.abs(_pick(z, _line_class(logits, signal, classes))), axis=-1)
@@ -213,8 +216,8 @@ def signal_roundoff(logits: jax.Array, s: jax.Array, inside: jax.Array, signal: 
         top = jnp.argmax(logits, axis=-1)[..., None]
         off_top = jnp.sum(jnp.where(jnp.arange(probs.shape[-1]) == top, 0.0, probs), axis=-1)
         inputs = 2.0 * jnp.max(jnp.abs(z), axis=(-2, -1)) * jnp.max(jnp.where(inside, off_top, 0.0), axis=-1)
-    scale = jnp.max(jnp.where(inside, jnp.abs(s), 0.0), axis=-1) + inputs
-    return FLOOR_ULPS * UNIT_ROUNDOFF * scale
+    computed = jnp.max(jnp.where(inside, jnp.abs(s), 0.0), axis=-1)
+    return FLOOR_ULPS * UNIT_ROUNDOFF * computed, FLOOR_ULPS * UNIT_ROUNDOFF * inputs
 
 
 def line_statistics(logits: jax.Array, spacing: jax.Array, *, sampling: str = "count",
@@ -278,10 +281,11 @@ def line_statistics(logits: jax.Array, spacing: jax.Array, *, sampling: str = "c
         total_floor = norm * LEGACY_NOISE_FLOOR
     else:
         norm = (length * intervals).astype(jnp.float32)
-        sigma2 = jnp.square(signal_roundoff(logits, s, inside, signal, classes))
+        computed, inputs = signal_roundoff(logits, s, inside, signal, classes)
+        sigma2 = jnp.maximum(FLOOR_FACTOR_COMPUTED * jnp.square(computed), FLOOR_FACTOR_INPUTS * jnp.square(inputs))
         hf_bins = jnp.maximum(power.shape[-1] - jnp.ceil(cut), 1.0)
-        floor = FLOOR_FACTOR * sigma2 * hf_bins / length  # white round-off: σ² / L per bin
-        total_floor = norm * FLOOR_FACTOR * sigma2 / 2.0
+        floor = sigma2 * hf_bins / length  # white round-off: σ² / L per bin
+        total_floor = norm * sigma2 / 2.0
     summary = spectral_summary(power, cut, norm, bin_unit, total_floor)
     if not legacy:
         summary["hf_power"] = jnp.where(summary["hf_power"] > floor, summary["hf_power"], 0.0)
