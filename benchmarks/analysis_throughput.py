@@ -8,6 +8,9 @@ Prints one line each (compile and forward-batch measurement excluded, reported s
   analysis_vs_bare_wide: R        included) / the best images/s of the bare jitted forward on
                                   device-resident images over batch sizes 8-512; a WRN with widths
                                   16/32/64 (small) and 64/128/256 (wide), depth 10, 32x32x3.
+  analysis_vs_bare_small_linear_estimator: R   the same with estimator=linear (the first
+                                  release's), on the same forward batch, and
+  cubic_vs_linear_estimator_small: R            their ratio (the default's cost: >= 0.95 wanted).
   analysis_vs_reference_small: R  speed-up over a reference-style pipeline on the same lines (host
                                   numpy line building, forward in batches of 200, per-line numpy
                                   softmax and FFT, as in the paper's released code).
@@ -75,10 +78,11 @@ def test_data(lines: int):
     return images, np.full(3, 0.5, np.float32), np.full(3, 0.25, np.float32), pair_lines(pairs)
 
 
-def analysis_rate(model, variables, lines: int, m: int) -> tuple[float, LineEvaluator, float]:
+def analysis_rate(model, variables, lines: int, m: int, estimator: str = "cubic",
+                  forward_batch: int = 0) -> tuple[float, LineEvaluator, float]:
     """(images/s of the tuned analysis, the evaluator, seconds spent measuring the forward batch)."""
     images, mean, std, line_set = test_data(lines)
-    ev = LineEvaluator(model.apply_fn, m, save_logits=False)
+    ev = LineEvaluator(model.apply_fn, m, save_logits=False, estimator=estimator, forward_batch=forward_batch)
     t0 = time.perf_counter()
     prepared = ev.prepare(variables, images, line_set, mean, std)
     tune_s = time.perf_counter() - t0
@@ -161,6 +165,10 @@ def main():
         print(f"analysis_vs_bare_{name}: {rate / bare:.3f}", flush=True)
         if name == "small":
             small_rate = rate
+            # The first release's estimator on the same forward batch: what the cubic detrend costs.
+            linear, _, _ = analysis_rate(model, variables, lines, m, "linear", ev.forward_batch)
+            print(f"analysis_vs_bare_small_linear_estimator: {linear / bare:.3f}", flush=True)
+            print(f"cubic_vs_linear_estimator_small: {rate / linear:.3f}", flush=True)
     small, small_vars = nets["small"]
     t_ref = reference_pipeline(small, small_vars, args.lines, m)
     print(f"analysis_vs_reference_small: {t_ref / (args.lines * m / small_rate):.3f}", flush=True)

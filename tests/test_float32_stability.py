@@ -86,3 +86,23 @@ def test_plain_float32_softmax_differences_are_round_off_there(confident):
     moves = exact["r_end"] >= 1e-6
     error = np.abs(p32[:, -1] - exact["r_end"]) / exact["r_end"]
     assert np.mean(error[moves] > 1e-2) > 0.1
+
+
+def test_an_exactly_linear_signal_has_no_shape_whatever_the_logits_magnitude():
+    """class_logit of a linear model is linear along every line: hf_fraction and centroid are 0 (its
+    float32 wiggles are below the round-off floor), for logits around 1 and around 20."""
+    ds = open_dataset("digits")
+    test = ds.split("test")
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(64, 10)).astype(np.float32) / 8
+
+    def apply_fn(v, images):
+        return images.reshape(images.shape[0], -1) @ v
+
+    for scale in (1.0, 20.0):
+        s = spectral_jax.interpolation_spectra(apply_fn, scale * w, test.images, test.labels, mean=ds.mean, std=ds.std,
+                                               signal="class_logit", pairs_per_class=10, pairs_per_class_pair=3)
+        z = np.abs(s["logits"]).max()
+        assert z > 3 * scale
+        assert np.all(s["hf_fraction"] == 0) and np.all(s["centroid"] == 0) and np.all(s["hf_power"] == 0), scale
+        assert np.all(np.abs(s["r_end"]) > 0)

@@ -61,7 +61,7 @@ variables = jax.tree.map(lambda x: x + 0.01 * np.sign(np.sin(np.arange(x.size)))
 lines = select_lines(test.labels, 3, 1)
 mesh = parallel.make_mesh()
 images = parallel.put_replicated(test.images, mesh)
-ev = LineEvaluator(model.apply_fn, 16, chunk_lines=8, mesh=mesh)
+ev = LineEvaluator(model.apply_fn, 24, chunk_lines=8, mesh=mesh)
 out = ev(variables, images, lines.pairs, ds.mean, ds.std)
 # random lines, distance sampling, chunks of 4 forward micro-batches of 8 points per device
 rand = LineEvaluator(model.apply_fn, sampling="distance", step=0.5, mesh=mesh, forward_batch=8, seed=3)(

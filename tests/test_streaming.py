@@ -37,7 +37,7 @@ def test_train_and_analyze_a_streamed_dataset(tmp_path, fake_dir):
     with np.load(w / "analysis" / "interpolation" / "step_6.npz") as f:
         # 5 validation images, 5 different classes: no within-class pairs, 10 between-class lines
         assert f["kind"].tolist() == [1] * 10
-        assert f["logits"].shape == (10, 16, 1000)
+        assert f["logits"].shape == (10, 24, 1000)  # the :smoke analysis
         assert np.all(np.isfinite(f["hf_power"])) and f["pairs"].max() == 4
 
     # Class diversity on the streamed training split (4 classes of 3 images: one pair each).
