@@ -2,6 +2,7 @@
 checkpoints equal one at a time, resume after kill -9 with identical files, clear errors."""
 
 import csv
+import json
 import os
 import shutil
 import signal
@@ -187,3 +188,71 @@ def _config(workdir, **analysis):
     for k, v in analysis.items():
         config.analysis[k] = v
     return config
+
+
+def _as_if_before_the_estimator(w):
+    """Make run `w` look like one written before `analysis.estimator` existed: no estimator in its
+    config.json, in its analysis record or in its results files."""
+    config = io.read_json(w / "config.json")
+    del config["analysis"]["estimator"]
+    io.write_json(w / "config.json", config)
+    out = w / "analysis" / "interpolation"
+    record = io.read_json(out / "settings.json")
+    del record["settings"]["estimator"]
+    io.write_json(out / "settings.json", record)
+    for path in out.glob("step_*.npz"):
+        arrays = results_lib.load(path)
+        settings = {k: v for k, v in json.loads(str(arrays["settings_json"])).items() if k != "estimator"}
+        arrays["settings_json"] = np.asarray(json.dumps(settings, sort_keys=True))
+        arrays.pop("setting_estimator")
+        results_lib.save(path, arrays)
+
+
+def test_runs_from_before_the_estimator_keep_their_analysis_and_the_new_one_gets_a_folder(run_copy, capsys):
+    w = run_copy
+    assert cli.main(["analyze", "--workdir", str(w), *FAST, "--config.analysis.estimator=linear"]) == 0
+    (name,) = series.analysis_names(w)
+    assert name != "interpolation"  # linear is not this run's own estimator (cubic)
+    shutil.rmtree(w / "analysis")
+    # Analysed with the linear estimator as its own setting, then stripped of the key: an old run.
+    config = io.read_json(w / "config.json")
+    config["analysis"]["estimator"] = "linear"
+    io.write_json(w / "config.json", config)
+    assert cli.main(["analyze", "--workdir", str(w), *FAST]) == 0
+    _as_if_before_the_estimator(w)
+    assert load_run_config(w).analysis.estimator == "linear"
+    old = w / "analysis" / "interpolation"
+
+    def results_mtimes():  # the results and the record (summary.csv is rewritten by every analyze)
+        return {p.name: p.stat().st_mtime_ns for p in old.iterdir() if p.name != "summary.csv"}
+
+    mtimes = results_mtimes()
+    capsys.readouterr()
+    assert cli.main(["analyze", "--workdir", str(w), *FAST]) == 0  # nothing to do, no error
+    assert "analyzed" not in capsys.readouterr().out
+    assert results_mtimes() == mtimes
+    # The new estimator on the old run: a folder of its own, recorded as such.
+    assert cli.main(["analyze", "--workdir", str(w), *FAST, "--config.analysis.estimator=cubic"]) == 0
+    new = [n for n in series.analysis_names(w) if n != "interpolation"]
+    assert len(new) == 1 and new[0].startswith("pairs-count-prob_distance-")
+    assert io.read_json(w / "analysis" / new[0] / "settings.json")["settings"]["estimator"] == "cubic"
+    f = series.load_step(w, 88, new[0])
+    assert str(f["setting_estimator"]) == "cubic" and f["power"].shape[1] == (24 - 1) // 2 + 1
+    assert results_mtimes() == mtimes
+
+
+def test_folder_names_of_linear_settings_are_those_of_before_the_estimator():
+    import hashlib
+
+    from spectral_jax.config import base_config
+    from spectral_jax.spectral import settings as settings_lib
+
+    a = base_config().analysis
+    a.lines, a.sampling, a.estimator = "random", "distance", "linear"
+    before = {k: v for k, v in settings_lib.relevant_settings(a).items() if k != "estimator"}
+    digest = hashlib.sha1(json.dumps(before, sort_keys=True).encode()).hexdigest()[:6]
+    assert settings_lib.analysis_name(a) == f"random-distance-prob_distance-{digest}"
+    a.estimator = "cubic"
+    assert settings_lib.analysis_name(a) != f"random-distance-prob_distance-{digest}"
+    assert settings_lib.same_settings(json.dumps(before), {**a.to_dict(), "estimator": "linear"})
+    assert not settings_lib.same_settings(json.dumps(before), a)

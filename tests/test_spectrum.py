@@ -3,6 +3,7 @@ every signal and sampling convention (masked, zero-padded lines included)."""
 
 import math
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -217,3 +218,20 @@ def test_unknown_choices_are_errors():
         spectrum.line_statistics(jnp.zeros((1, M, 2)), jnp.ones(1), sampling="raw")
     with pytest.raises(ConfigError, match="prob_distance, class_logit, predicted_prob"):
         spectrum.line_statistics(jnp.zeros((1, M, 2)), jnp.ones(1), signal="logit")
+
+
+def test_reference_mode_is_bit_for_bit_the_first_release():
+    """The released code's convention, as the first release computed it (plain float32 softmax,
+    no detrending, ceil(M/8) bins over M points), equal to the last bit."""
+    rng = np.random.default_rng(11)
+    logits = jnp.asarray(rng.normal(size=(3, M, 10)) * 4, jnp.float32)
+    spacing = jnp.asarray([0.1, 0.2, 0.3], jnp.float32)
+    got = spectrum.line_statistics(logits, spacing, sampling="reference")
+    p = jax.nn.softmax(logits, axis=-1)
+    r = jnp.linalg.norm(p - p[..., :1, :], axis=-1)
+    power = jnp.square(jnp.abs(jnp.fft.rfft(r, axis=-1)))
+    hf = jnp.sum(jnp.where(jnp.arange(M // 2 + 1) >= M // 8, power, 0.0), axis=-1) / (M * M)
+    steps = jnp.linalg.norm(jnp.diff(p, axis=-2), axis=-1)
+    for name, want in (("power", power), ("hf_power", hf), ("max_grad", jnp.max(steps, axis=-1) / spacing),
+                       ("power_two_sided", jnp.square(jnp.abs(jnp.fft.fftshift(jnp.fft.fft(r, axis=-1), axes=-1))))):
+        np.testing.assert_array_equal(np.asarray(got[name]), np.asarray(want), err_msg=name)
