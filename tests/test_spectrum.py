@@ -60,9 +60,15 @@ def numpy_statistics(logits: np.ndarray, spacing: float, signal: str = "prob_dis
     legacy = sampling == "reference" or estimator == "linear"
     d = s if sampling == "reference" else numpy_detrend(s, estimator)
     length = big_n - 1 if sampling == "count" and not legacy else big_n  # one period: d[M-1] = d[0]
-    power = np.abs(np.fft.rfft(np.concatenate([d, np.zeros(big_n - n)])[:length])) ** 2
+
+    def spectrum_of(x):
+        return np.abs(np.fft.rfft(np.concatenate([x, np.zeros(big_n - n)])[:length])) ** 2
+
+    power = spectrum_of(d)
     if cut is None:
         cut = math.ceil(length / 8) if legacy else 8
+    if estimator == "cubic" and sampling != "reference":  # low bins: those of the straight-line detrend
+        power = np.where(np.arange(len(power)) < cut, spectrum_of(numpy_detrend(s, "linear")), power)
     hf = power[np.arange(len(power)) >= cut].sum()
     non_dc = power[1:].sum()
     norm = big_n * n if legacy else length * max(n - 1, 1)

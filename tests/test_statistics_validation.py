@@ -54,6 +54,7 @@ def test_a_sinusoid_scores_its_energy_above_the_cutoff_and_almost_nothing_below(
     for m in POINTS:
         assert default[m]["sine_12"]["hf_power"] == pytest.approx(0.25, rel=0.03)  # amplitude 1: A²/4
         assert default[m]["sine_3"]["hf_power"] < 1e-4 * 0.25
+        assert default[m]["sine_3"]["centroid"] < 8 < default[m]["sine_12"]["centroid"]
 
 
 def test_white_noise_puts_its_power_above_the_cutoff_in_proportion_to_the_band(default):
@@ -62,12 +63,25 @@ def test_white_noise_puts_its_power_above_the_cutoff_in_proportion_to_the_band(d
         assert default[m]["noise"]["per_r2"] == pytest.approx(band, rel=0.5)
 
 
-def test_exact_polynomials_are_below_the_round_off_floor_and_report_zero(default):
+def test_exact_polynomials_have_no_high_frequency_power(default):
     for m in POINTS:
         for name in validation.POLYNOMIALS:
             row = default[m][name]
-            assert row["hf_power"] == 0.0 and row["hf_fraction"] == 0.0 and row["centroid"] == 0.0, (m, name)
+            assert row["hf_power"] == 0.0 and row["hf_fraction"] == 0.0, (m, name)  # below the round-off floor
             assert 0 < row["hf_floor"] < 1e-8
+        # a straight line is no variation at all; a curve's energy is all at the lowest bins
+        assert default[m]["linear"]["centroid"] == 0.0
+        assert 1.0 <= default[m]["quadratic"]["centroid"] < 1.5 and 1.0 <= default[m]["cubic"]["centroid"] < 1.5
+
+
+def test_shape_statistics_follow_the_content(default):
+    for m in POINTS:
+        rows = default[m]
+        assert rows["sine_3"]["centroid"] == pytest.approx(3.0, abs=0.01)
+        assert rows["sine_12"]["centroid"] == pytest.approx(12.0, abs=0.01)
+        assert rows["sine_12"]["hf_fraction"] > 0.99 and rows["sine_3"]["hf_fraction"] < 1e-3
+        assert rows["logistic_5"]["centroid"] < rows["logistic_20"]["centroid"] < rows["logistic_80"]["centroid"]
+        assert rows["noise"]["hf_fraction"] > 0.5 and rows["noise"]["centroid"] > 8
 
 
 def test_interpolation_spectra_gives_the_evaluators_numbers():

@@ -25,7 +25,9 @@ d_{n-1} = d_0 = 0 with every estimator, so in `count` sampling the new estimator
 period d_0..d_{M-2} (FFT length M - 1: bin j is exactly j cycles per line); `linear` keeps the
 first release's M-point transform. Then, per line, with L the FFT length:
 
-    power_j      = |rfft(d)_j|^2, j = 0..L//2            one-sided spectrum
+    power_j      = |rfft(d)_j|^2, j = 0..L//2            one-sided spectrum (cubic: below the cutoff,
+                                                         that of the linear detrend, whose low bins
+                                                         the end-slope cubic would distort)
     hf_power     = sum_{j >= j_c} power_j / (L (n-1))     (linear: / (L n))
     hf_fraction  = sum_{j >= j_c} power_j / sum_{j >= 1} power_j
     centroid     = sum_{j >= 1} f_j power_j / sum_{j >= 1} power_j  (f_j: bins, or cycles per unit
@@ -271,6 +273,11 @@ def line_statistics(logits: jax.Array, spacing: jax.Array, *, sampling: str = "c
         cut = cutoff * length / intervals.astype(jnp.float32)
     else:
         cut = cutoff * length * spacing
+    if estimator == "cubic" and sampling != "reference":
+        # Below the cutoff, the spectrum of the straight-line detrend: the end-slope cubic only has to
+        # remove the kink's leakage above it, and in the low bins it would add a cubic of its own.
+        low = power_spectrum(detrend(s, n, "linear")[..., :length])
+        power = jnp.where(jnp.arange(power.shape[-1]) < cut[..., None], low, power)
     bin_unit = 1.0 / (length * spacing) if sampling == "distance" else jnp.ones(batch, jnp.float32)
 
     steps = jnp.where(k[1:] < n[..., None], steps, 0.0)
@@ -287,8 +294,10 @@ def line_statistics(logits: jax.Array, spacing: jax.Array, *, sampling: str = "c
         floor = sigma2 * hf_bins / length  # white round-off: σ² / L per bin
         total_floor = norm * sigma2 / 2.0
     summary = spectral_summary(power, cut, norm, bin_unit, total_floor)
-    if not legacy:
-        summary["hf_power"] = jnp.where(summary["hf_power"] > floor, summary["hf_power"], 0.0)
+    if not legacy:  # below the floor, high-frequency power is round-off: none
+        above = summary["hf_power"] > floor
+        summary["hf_power"] = jnp.where(above, summary["hf_power"], 0.0)
+        summary["hf_fraction"] = jnp.where(above, summary["hf_fraction"], 0.0)
     out = {
         "power": power,
         **summary,
