@@ -132,7 +132,7 @@ def line_points(x0: jax.Array, x1: jax.Array, num_points: int, sampling: str = "
     return (1.0 - t) * x0[:, None] + t * x1[:, None]
 
 
-def prob_differences(z_a: jax.Array, z_b: jax.Array) -> jax.Array:
+def prob_differences(z_a: jax.Array, z_b: jax.Array, log_b: jax.Array | None = None) -> jax.Array:
     """softmax(z_a) - softmax(z_b) row-wise, [..., K], without cancellation.
 
     With u = (z_a - z_b) - (z_a - z_b)[c] (c = argmax z_b), S = sum_j p_b,j expm1(u_j) and
@@ -144,7 +144,7 @@ def prob_differences(z_a: jax.Array, z_b: jax.Array) -> jax.Array:
     c = jnp.argmax(z_b, axis=-1)[..., None]
     dz = z_a - z_b
     u = dz - jnp.take_along_axis(dz, c, axis=-1)
-    log_b = jax.nn.log_softmax(z_b, axis=-1)
+    log_b = jax.nn.log_softmax(z_b, axis=-1) if log_b is None else log_b
     p_b = jnp.exp(log_b)
     small = u < 60.0
     terms = jnp.where(small, p_b * jnp.expm1(jnp.where(small, u, 0.0)), jnp.exp(jnp.minimum(log_b + u, 80.0)) - p_b)
@@ -183,8 +183,9 @@ def stable_signal(logits: jax.Array, signal: str = "prob_distance", classes: jax
         c = _line_class(logits, signal, classes)
         z = _pick(logits, c)
         return z - z[..., :1], jnp.abs(jnp.diff(z, axis=-1))
-    from_start = prob_differences(logits, logits[..., :1, :])
-    between = prob_differences(logits[..., 1:, :], logits[..., :-1, :])
+    log_p = jax.nn.log_softmax(logits, axis=-1)
+    from_start = prob_differences(logits, logits[..., :1, :], log_p[..., :1, :])
+    between = prob_differences(logits[..., 1:, :], logits[..., :-1, :], log_p[..., :-1, :])
     if signal == "prob_distance":
         return jnp.linalg.norm(from_start, axis=-1), jnp.linalg.norm(between, axis=-1)
     c = _line_class(logits, signal, classes)
