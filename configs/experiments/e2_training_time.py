@@ -10,7 +10,7 @@ Result:    runs/e2/report/hf_vs_epoch.png: within/between-class hf_power and max
            as test accuracy rises.
 
 ARG "cpu":   cnn and mlp on digits, 2 seeds, 20 epochs analysed every 2: 4 runs.
-             2 CPU cores (shared): sweep 109 s + report 6 s, rerun 3.7 s; between-class frequency rises
+             2 CPU cores (shared): sweep 91 s + report 5 s, rerun 4.4 s; between-class frequency rises
              with accuracy, within-class stays flat.
 ARG "smoke": 2 runs (2 seeds), 2 epochs, for tests.
 """

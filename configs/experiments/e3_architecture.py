@@ -10,7 +10,7 @@ Result:    runs/e3/report/intervention.png: within/between hf_power and max_grad
            lower-frequency within them.
 
 ARG "cpu":   on digits: mlp, cnn, and WRN-10-1 / WRN-10-2 (width), 2 seeds, 20 epochs: 8 runs.
-             2 CPU cores (shared): sweep 230 s + report 4 s, rerun 3.3 s; the most accurate (cnn) is
+             2 CPU cores (shared): sweep 179 s + report 4 s, rerun 4.4 s; the most accurate (cnn) is
              the lowest-frequency within and between classes.
 ARG "smoke": 2 runs (mlp, cnn), 2 epochs, for tests.
 """

@@ -9,8 +9,8 @@ Result:    runs/e4/report/intervention.png: spectra at the last checkpoint (test
            lower within-class frequency.
 
 ARG "cpu":   on digits (1,437 training images): 180, 360, 720 and all, 2 seeds, 20 epochs of cnn: 8 runs.
-             2 CPU cores (shared): sweep 133 s + report 3 s, rerun 2.5 s; more images: higher accuracy
-             and between-class frequency, lower within-class max_grad.
+             2 CPU cores (shared): sweep 158 s + report 4 s, rerun 4.3 s; more images: higher accuracy
+             and between-class frequency, lower within-class max_grad and hf_power.
 ARG "smoke": 2 runs (180 and all), 2 epochs, for tests.
 """
 

@@ -10,7 +10,7 @@ Result:    runs/e5/report/intervention.png: spectra at the last checkpoint and t
            raise between-class and lower within-class frequency.
 
 ARG "cpu":   on digits with cnn: none (the baseline), flip + crop, cutout 4, RandAugment, AutoAugment, mixup 0.1;
-             2 seeds, 20 epochs: 12 runs. 2 CPU cores (shared): sweep 229 s + report 5 s, rerun 3.2 s.
+             2 seeds, 20 epochs: 12 runs. 2 CPU cores (shared): sweep 284 s + report 5 s, rerun 4.6 s.
 ARG "smoke": 2 runs (none, cutout 4), 2 epochs, for tests.
 """
 

@@ -10,7 +10,7 @@ Result:    runs/e6/report/intervention.png: spectra at the last checkpoint and t
            only, docs/methods.md §6); claim E6: a student that beats its teacher is lower-frequency within classes
            and higher-frequency between them.
 
-ARG "cpu":   the same with cnn on digits, 20 epochs: 4 runs. 2 CPU cores (shared): sweep 61 s + report 4 s, rerun 4.0 s.
+ARG "cpu":   the same with cnn on digits, 20 epochs: 4 runs. 2 CPU cores (shared): sweep 85 s + report 4 s, rerun 4.1 s.
 ARG "smoke": 1 teacher and its student, 2 epochs, for tests.
 """
 

@@ -9,7 +9,7 @@ Result:    runs/e9/report/intervention.png: spectra at the last checkpoint and t
            scalar); the v1 claim is that stronger regularization postpones high frequencies.
 
 ARG "cpu":   cnn on digits around lr 0.05: weight decay 0, 5e-5, 5e-3, learning rate 0.01, 0.2, no batch norm,
-             and the baseline; 2 seeds, 20 epochs: 14 runs. 2 CPU cores (shared): sweep 208 s + report 4 s, rerun 3.3 s.
+             and the baseline; 2 seeds, 20 epochs: 14 runs. 2 CPU cores (shared): sweep 280 s + report 5 s, rerun 4.5 s.
 ARG "smoke": 2 runs (the baseline and weight decay 0), 2 epochs, for tests.
 """
 
