@@ -6,7 +6,7 @@ import pytest
 
 import spectral_jax
 from spectral_jax.data import open_dataset
-from spectral_jax.spectral import spectrum
+from spectral_jax.spectral import signals
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +82,7 @@ def test_plain_float32_softmax_differences_are_round_off_there(confident):
     within = _confident_within(s)
     logits = s["logits"][within]
     exact = float64_statistics(logits)
-    p32 = np.asarray(spectrum.line_signal(logits, "prob_distance")[0])
+    p32 = np.asarray(signals.line_signal(logits, "prob_distance")[0])
     moves = exact["r_end"] >= 1e-6
     error = np.abs(p32[:, -1] - exact["r_end"]) / exact["r_end"]
     assert np.mean(error[moves] > 1e-2) > 0.1

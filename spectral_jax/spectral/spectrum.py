@@ -10,7 +10,7 @@ in standardized input units. The signal s_k starts at 0:
     predicted_prob  s_k = p_k[c'] - p_0[c']              c' = argmax p_0: the class predicted at x_0
 
 Differences of probabilities are taken from the logits without cancellation
-(`prob_differences`), so a confident model's tiny changes keep their relative precision.
+(`signals.prob_differences`), so a confident model's tiny changes keep their relative precision.
 
 Estimators (`ESTIMATORS`, in `count` and `distance` sampling; `reference` transforms the raw
 signal, as the released code did):
@@ -41,9 +41,10 @@ first release's M-point transform. Then, per line, with L the FFT length:
 Round-off floor: s carries an absolute error of about FLOOR_ULPS * u * scale (u = 2^-24), from the
 computation (scale: the signal's largest value) and from the logits' own quantization (scale: their
 largest magnitude times the probability mass off the top class, or the logit itself for
-class_logit). hf_floor is the hf_power of white noise of that size, 10^4 (computation) or 10^2
-(quantization) times its power; hf_power below it is reported as 0, and hf_fraction and centroid
-are 0 when all non-DC power is below the floor of the whole band: a value there is round-off.
+class_logit; `signals.signal_roundoff`). hf_floor is the hf_power of white noise of that size,
+10^4 (computation) or 10^2 (quantization) times its power; hf_power and hf_fraction below it are
+reported as 0, and hf_fraction and centroid are 0 when all non-DC power is below the floor of the
+whole band: a value there is round-off.
 
 The cutoff j_c: `cycles_per_line` (default 8 in `count`: the paper's M/8 at M = 64, but the same
 frequency at every M), `bins` (ceil(L/8) by default; the default of `reference` and of
@@ -63,6 +64,8 @@ from spectral_jax.config import ANALYSIS_ESTIMATORS as ESTIMATORS
 from spectral_jax.config import ANALYSIS_SAMPLINGS as SAMPLINGS
 from spectral_jax.config import ANALYSIS_SIGNALS as SIGNALS
 from spectral_jax.errors import ConfigError, unknown_name
+from spectral_jax.spectral.signals import (distance_from_start, line_signal, prob_differences, signal_roundoff,
+                                          stable_signal)
 
 STATISTICS = ("hf_power", "max_grad", "hf_fraction", "centroid", "r_end", "logit_distance", "max_prob_distance")
 DEFAULT_CUTOFF_CYCLES_PER_UNIT = 0.1  # docs/methods.md §2.3, convention (a)
@@ -71,11 +74,8 @@ DEFAULT_CUTOFF_CYCLES_PER_LINE = 8.0  # the paper's M/8 bins at M = 64
 # The `linear` estimator's absolute noise floor (the first release's): non-DC power below
 # N n LEGACY_NOISE_FLOOR counts as "the output does not vary".
 LEGACY_NOISE_FLOOR = 1e-12
-UNIT_ROUNDOFF = 2.0 ** -24  # float32
-# Round-off of the signal, in units of u * scale (a few roundings per value), and how far above the
-# expected round-off power a value must be to count: the computation's round-off 100x in amplitude
-# (float32 then agrees with float64 to ~1e-4 relative, measured), the logits' quantization 10x.
-FLOOR_ULPS = 4.0
+# How far above the expected power of the signal's round-off (`signals.signal_roundoff`) a value must
+# be to count: the computation's round-off 100x in amplitude, the logits' quantization 10x.
 FLOOR_FACTOR_COMPUTED = 1e4
 FLOOR_FACTOR_INPUTS = 1e2
 
@@ -102,7 +102,8 @@ def resolve_cutoff(sampling: str, cutoff: float = 0.0, unit: str = "", estimator
     return float(cutoff), unit
 
 
-def check_resolved(num_points: int, sampling: str, cutoff: float = 0.0, unit: str = "", estimator: str = "cubic") -> None:
+def check_resolved(num_points: int, sampling: str, cutoff: float = 0.0, unit: str = "",
+                   estimator: str = "cubic") -> None:
     """A cutoff in cycles per line above the highest frequency M points resolve is an error (every
     line would report hf_power 0)."""
     cutoff, unit = resolve_cutoff(sampling, cutoff, unit, estimator)
@@ -130,97 +131,6 @@ def line_points(x0: jax.Array, x1: jax.Array, num_points: int, sampling: str = "
     """x(t_k) = (1 - t_k) x0 + t_k x1 for endpoints [B, *S] -> points [B, M, *S]."""
     t = line_positions(num_points, sampling).reshape((1, num_points) + (1,) * (x0.ndim - 1))
     return (1.0 - t) * x0[:, None] + t * x1[:, None]
-
-
-def prob_differences(z_a: jax.Array, z_b: jax.Array, log_b: jax.Array | None = None) -> jax.Array:
-    """softmax(z_a) - softmax(z_b) row-wise, [..., K], without cancellation.
-
-    With u = (z_a - z_b) - (z_a - z_b)[c] (c = argmax z_b), S = sum_j p_b,j expm1(u_j) and
-    v = u - log1p(S), p_a = p_b exp(v), so p_a - p_b = p_b expm1(v): each entry keeps its
-    relative precision even when the two distributions agree to 1e-7 (a confident model, whose
-    plain float32 softmax difference is round-off). Entries that change by a factor beyond e
-    (|v| >= 1) have no cancellation to avoid and are exp(log p_b + v) - p_b; far apart
-    distributions take log(1 + S) as a log-sum-exp, so extreme logits never overflow."""
-    c = jnp.argmax(z_b, axis=-1)[..., None]
-    dz = z_a - z_b
-    u = dz - jnp.take_along_axis(dz, c, axis=-1)
-    log_b = jax.nn.log_softmax(z_b, axis=-1) if log_b is None else log_b
-    p_b = jnp.exp(log_b)
-    small = u < 60.0
-    terms = jnp.where(small, p_b * jnp.expm1(jnp.where(small, u, 0.0)), jnp.exp(jnp.minimum(log_b + u, 80.0)) - p_b)
-    total = jnp.sum(terms, axis=-1, keepdims=True)
-    near = jnp.abs(total) < 0.5
-    log_ratio = jnp.where(near, jnp.log1p(jnp.where(near, total, 0.0)),
-                          jax.nn.logsumexp(log_b + u, axis=-1, keepdims=True))  # log(1 + S)
-    v = u - log_ratio
-    close = jnp.abs(v) < 1.0
-    return jnp.where(close, p_b * jnp.expm1(jnp.where(close, v, 0.0)), jnp.exp(log_b + v) - p_b)
-
-
-def line_signal(logits: jax.Array, signal: str = "prob_distance", classes: jax.Array | None = None
-                ) -> tuple[jax.Array, jax.Array]:
-    """-> (s [..., N] with s_0 = 0, probs [..., N, K]) for logits [..., N, K], as the first release
-    computed them (plain float32 softmax differences). The `reference` convention uses it, so its
-    results stay bit for bit; `line_statistics` computes the other conventions with `stable_signal`.
-
-    `classes` [...] int: the line's class for `class_logit` (-1: the class predicted at x_0)."""
-    check_choice("signal", signal, SIGNALS)
-    probs = jax.nn.softmax(logits, axis=-1)  # row-wise (the reference code normalized globally)
-    if signal == "prob_distance":
-        return distance_from_start(probs), probs
-    c = _line_class(logits, signal, classes)
-    values = logits if signal == "class_logit" else probs
-    picked = _pick(values, c)
-    return picked - picked[..., :1], probs
-
-
-def stable_signal(logits: jax.Array, signal: str = "prob_distance", classes: jax.Array | None = None
-                  ) -> tuple[jax.Array, jax.Array]:
-    """-> (s [..., N] with s_0 = 0, steps [..., N-1]: |s_{k+1} - s_k|, or ||p_{k+1} - p_k|| for
-    prob_distance), every difference of probabilities taken by `prob_differences`."""
-    check_choice("signal", signal, SIGNALS)
-    if signal == "class_logit":
-        c = _line_class(logits, signal, classes)
-        z = _pick(logits, c)
-        return z - z[..., :1], jnp.abs(jnp.diff(z, axis=-1))
-    log_p = jax.nn.log_softmax(logits, axis=-1)
-    from_start = prob_differences(logits, logits[..., :1, :], log_p[..., :1, :])
-    between = prob_differences(logits[..., 1:, :], logits[..., :-1, :], log_p[..., :-1, :])
-    if signal == "prob_distance":
-        return jnp.linalg.norm(from_start, axis=-1), jnp.linalg.norm(between, axis=-1)
-    c = _line_class(logits, signal, classes)
-    return _pick(from_start, c), jnp.abs(_pick(between, c))
-
-
-def _line_class(logits: jax.Array, signal: str, classes: jax.Array | None) -> jax.Array:
-    """The class whose logit (class_logit: the line's label, else the prediction) or probability
-    (predicted_prob: the class predicted at x_0) the signal follows, [...]."""
-    predicted = jnp.argmax(logits[..., 0, :], axis=-1)
-    if signal == "class_logit" and classes is not None:
-        return jnp.where(classes >= 0, classes, predicted)
-    return predicted
-
-
-def _pick(values: jax.Array, c: jax.Array) -> jax.Array:
-    """values[..., k, c] for every point k: [..., N, K], [...] -> [..., N]."""
-    return jnp.take_along_axis(values, jnp.broadcast_to(c[..., None, None], values.shape[:-1] + (1,)), axis=-1)[..., 0]
-
-
-def signal_roundoff(logits: jax.Array, s: jax.Array, inside: jax.Array, signal: str,
-                    classes: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
-    """Per line, two float32 round-off scales of the signal's values, [...] each: the computation's,
-    FLOOR_ULPS u max|s_k|, and the inputs', FLOOR_ULPS u times how far the logits' own quantization
-    (ulp(z)) moves the signal: 2 max|z| max(1 - p_top) for probabilities, max|z_k[c]| for class_logit."""
-    z = jnp.where(inside[..., None], logits, 0.0)
-    if signal == "class_logit":
-        inputs = jnp.max(jnp.abs(_pick(z, _line_class(logits, signal, classes))), axis=-1)
-    else:  # δz ~ u |z| moves p by at most ~2 (1 - p_top) δz
-        probs = jax.nn.softmax(logits, axis=-1)
-        top = jnp.argmax(logits, axis=-1)[..., None]
-        off_top = jnp.sum(jnp.where(jnp.arange(probs.shape[-1]) == top, 0.0, probs), axis=-1)
-        inputs = 2.0 * jnp.max(jnp.abs(z), axis=(-2, -1)) * jnp.max(jnp.where(inside, off_top, 0.0), axis=-1)
-    computed = jnp.max(jnp.where(inside, jnp.abs(s), 0.0), axis=-1)
-    return FLOOR_ULPS * UNIT_ROUNDOFF * computed, FLOOR_ULPS * UNIT_ROUNDOFF * inputs
 
 
 def line_statistics(logits: jax.Array, spacing: jax.Array, *, sampling: str = "count",
@@ -311,11 +221,6 @@ def line_statistics(logits: jax.Array, spacing: jax.Array, *, sampling: str = "c
     if sampling == "reference":
         out["power_two_sided"] = jnp.square(jnp.abs(jnp.fft.fftshift(jnp.fft.fft(d, axis=-1), axes=-1)))
     return out
-
-
-def distance_from_start(probs: jax.Array) -> jax.Array:
-    """r_k = ||p_k - p_0|| from float32 probabilities: [..., M, K] -> [..., M] (the first release's)."""
-    return jnp.linalg.norm(probs - probs[..., :1, :], axis=-1)
 
 
 def detrend(s: jax.Array, n: jax.Array | None = None, estimator: str = "linear") -> jax.Array:

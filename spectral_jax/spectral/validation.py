@@ -48,6 +48,12 @@ POLYNOMIALS = ("linear", "quadratic", "cubic")
 SINES = ("sine_3", "sine_12")
 
 
+def _nearest_sample(values: np.ndarray) -> Callable:
+    """g(t) = values[k] for the sample point t_k = k / (M - 1) nearest t."""
+    m = len(values)
+    return lambda t: jnp.asarray(values)[jnp.clip(jnp.round(t * (m - 1)), 0, m - 1).astype(jnp.int32)]
+
+
 def known_signal_model(num_points: int, names=tuple(SIGNALS)) -> tuple[Callable, np.ndarray, np.ndarray]:
     """(apply_fn, images [2D, D], pairs [D, 2]): line i goes from 0 to e_i and its class-0 logit
     is g_i(x_i) (noise: a fixed random value at each of the `num_points` sample points)."""
@@ -61,7 +67,7 @@ def known_signal_model(num_points: int, names=tuple(SIGNALS)) -> tuple[Callable,
             g, _ = SIGNALS[name]
             t = x[:, i]
             if g is None:  # the sample point nearest t: t_k = k / (M - 1)
-                g = lambda t: jnp.asarray(noise)[jnp.clip(jnp.round(t * (num_points - 1)), 0, num_points - 1).astype(jnp.int32)]
+                g = _nearest_sample(noise)
             columns.append(g(t) - g(jnp.zeros_like(t)))
         logit = jnp.sum(jnp.stack(columns, -1), -1)  # only one coordinate moves along each line
         return jnp.stack([logit, jnp.zeros_like(logit)], -1)
