@@ -28,6 +28,17 @@ def digits():
 
 
 @pytest.fixture
+def linear_model():
+    """(w [16, 4], images [40, 4, 4, 1] float, labels [40] of 4 classes) for `x.reshape(N, -1) @ w`."""
+    import jax.numpy as jnp
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(40, 4, 4, 1)).astype(np.float32)
+    return jnp.asarray(rng.normal(size=(16, 4)), jnp.float32), images, np.arange(40) % 4
+
+
+@pytest.fixture
 def smoke_config():
     """The demo config shrunk for tests (2 epochs, few lines)."""
     from spectral_jax.config import load_config_file

@@ -38,14 +38,6 @@ def linear(w, x):
     return x.reshape(len(x), -1) @ w
 
 
-@pytest.fixture
-def linear_model():
-    rng = np.random.default_rng(0)
-    images = rng.normal(size=(40, 4, 4, 1)).astype(np.float32)
-    labels = np.arange(40) % 4
-    return jnp.asarray(rng.normal(size=(16, 4)), jnp.float32), images, labels
-
-
 def test_spectra_summary_save_load_and_dataframe(linear_model, tmp_path):
     w, images, labels = linear_model
     s = spectral_jax.interpolation_spectra(linear, w, images, labels, num_points=24, pairs_per_class=3,

@@ -18,13 +18,6 @@ def linear(w, x):
     return x.reshape(len(x), -1) @ w
 
 
-@pytest.fixture
-def data():
-    rng = np.random.default_rng(0)
-    images = rng.normal(size=(40, 4, 4, 1)).astype(np.float32)
-    return jnp.asarray(rng.normal(size=(16, 4)), jnp.float32), images, np.arange(40) % 4
-
-
 def spectra(apply_fn, w, images, labels=None, **kw):
     return spectral_jax.interpolation_spectra(apply_fn, w, images, labels, **{**SMALL, **kw})
 
@@ -48,8 +41,8 @@ def split(train: bool):
     return (lambda s, x: nnx.merge(graphdef, s)(x)), state
 
 
-def test_non_finite_inputs_are_named(data):
-    w, images, labels = data
+def test_non_finite_inputs_are_named(linear_model):
+    w, images, labels = linear_model
     bad = images.copy()
     bad[[0, 13]] = np.nan
     with pytest.raises(ConfigError, match=r"2 of the 24 inputs the lines use are not finite .*: images 0, 13\."):
@@ -72,14 +65,14 @@ def test_non_finite_inputs_are_named(data):
     (lambda z: (z, 0), r"one array of logits; it returned a tuple \(float32\[4, 4\], int32\[\]\)"),
     (lambda z: jnp.argmax(z, -1), r"int32\[4\].*not predicted classes"),
 ])
-def test_model_output_must_be_float_logits_b_k(data, output, phrase):
-    w, images, labels = data
+def test_model_output_must_be_float_logits_b_k(linear_model, output, phrase):
+    w, images, labels = linear_model
     with pytest.raises(ConfigError, match=phrase):
         spectra(lambda w, x: output(linear(w, x)), w, images, labels)
 
 
-def test_a_failing_apply_fn_is_explained_and_chained(data):
-    w, images, labels = data
+def test_a_failing_apply_fn_is_explained_and_chained(linear_model):
+    w, images, labels = linear_model
     with pytest.raises(ConfigError, match=r"fails on a probe batch float32\[4, 4, 4, 1\].*NHWC.*cannot reshape") as e:
         spectra(lambda w, x: x.reshape(len(x), 15) @ w, w, images, labels)
     assert isinstance(e.value.__cause__, TypeError) and "\n" not in str(e.value)
@@ -89,8 +82,8 @@ def test_a_failing_apply_fn_is_explained_and_chained(data):
         spectra(linear, jnp.ones((64, 4)), images.reshape(40, 1, 8, 2).repeat(4, -1), labels)
 
 
-def test_labels(data):
-    w, images, labels = data
+def test_labels(linear_model):
+    w, images, labels = linear_model
     with pytest.raises(ConfigError, match=r"classes in \[0, 4\) .*hold 4, 5, 6, 7 at images 0, 1, 2"):
         spectra(linear, w, images, labels + 4, signal="class_logit")
     with pytest.raises(ConfigError, match=r"classes >= 0 \(-1, no label, only for .* x0\); got -1 at images 0, 4"):
@@ -114,8 +107,8 @@ def test_labels(data):
         spectra(linear, w, images, np.array([-1, 1, 9]), **ends)
 
 
-def test_train_mode_models_are_an_error_at_every_forward_batch(data):
-    _, images, labels = data
+def test_train_mode_models_are_an_error_at_every_forward_batch(linear_model):
+    _, images, labels = linear_model
     apply_fn, state = split(train=True)
     for forward_batch in (0, 8, 64):  # 0 with chunk_lines: one forward pass per chunk, which ran before
         with pytest.raises(ConfigError, match=r"train mode.*call model.eval\(\) before nnx.split"):
@@ -127,8 +120,8 @@ def test_train_mode_models_are_an_error_at_every_forward_batch(data):
         spectra(lambda s, x: eval_fn(s, x - x.mean(0)), state, images, labels)
 
 
-def test_results_do_not_depend_on_the_forward_batch(data):
-    _, images, labels = data
+def test_results_do_not_depend_on_the_forward_batch(linear_model):
+    _, images, labels = linear_model
     apply_fn, state = split(train=False)
     for chunk_lines in (0, 16):
         a, b = (spectra(apply_fn, state, images, labels, forward_batch=fb, chunk_lines=chunk_lines) for fb in (8, 64))
@@ -136,8 +129,8 @@ def test_results_do_not_depend_on_the_forward_batch(data):
             np.testing.assert_allclose(a[name], b[name], rtol=1e-5, atol=1e-9, err_msg=name)
 
 
-def test_checks_do_not_change_the_numbers(data, monkeypatch):
-    w, images, labels = data
+def test_checks_do_not_change_the_numbers(linear_model, monkeypatch):
+    w, images, labels = linear_model
     apply_fn, state = split(train=False)
     runs = [lambda: spectra(apply_fn, state, images, labels, signal="class_logit"),
             lambda: spectra(linear, w, images, x0=images[:3], x1=images[3:6])]
